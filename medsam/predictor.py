@@ -226,7 +226,7 @@ class Predictor:
         results: list[Prediction | None] = [None] * len(checked)
         for idx in _groups(checked):
             start = time.perf_counter()
-            low_res, scores = self._decode([checked[i] for i in idx], emb)
+            low_res, scores = self.decode([checked[i] for i in idx], emb)
             logits = self.spec.preprocessing.upscale(low_res, emb.geometry)
             order = torch.argsort(scores, dim=1, descending=True)
             low_res = torch.take_along_dim(low_res, order[..., None, None], dim=1)
@@ -239,8 +239,12 @@ class Predictor:
                                         low_res[j].float().cpu().numpy(), ms)
         return results  # type: ignore[return-value]
 
-    def _decode(self, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
-        """One prompt-encoder + mask-decoder call for prompts of identical structure."""
+    @torch.inference_mode()
+    def decode(self, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
+        """One prompt-encoder + mask-decoder call for checked prompts of identical structure.
+
+        Returns low-res logits (B, C, 256, 256) and predicted IoU (B, C), in the decoder's order.
+        """
         scale = torch.as_tensor(emb.geometry.scale, dtype=torch.float32, device=self.device)
         first = prompts[0]
         points = boxes = masks = None
