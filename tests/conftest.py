@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -44,3 +45,29 @@ def tiny_spec(folder: Path, name: str = "tiny_sam", sha256: str | None = None) -
     ckpt = Checkpoint(path.name, f"http://127.0.0.1:1/{path.name}", path.stat().st_size, sha256 or digest)
     return ModelSpec(name, "Tiny random SAM (tests)", "sam", "ViT-tiny", "zero-shot",
                      Preprocessing("sam", 1024), ckpt, build_tiny_sam)
+
+
+def phantom() -> tuple[np.ndarray, np.ndarray]:
+    """The Shepp-Logan phantom (bundled with scikit-image) as gray uint8, and its largest
+    intensity-0.3 ellipse as ground truth: a synthetic image with an exact mask, safe to commit."""
+    from scipy import ndimage
+    from skimage.data import shepp_logan_phantom
+
+    p = np.round(shepp_logan_phantom(), 3)
+    labels, _ = ndimage.label(p == 0.298)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return (p * 255).astype(np.uint8), labels == sizes.argmax()
+
+
+@pytest.fixture(scope="session")
+def phantom_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[int]]:
+    """Phantom image and mask as PNG files, plus the mask's tight box (x0, y0, x1, y1)."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("phantom")
+    image, mask = phantom()
+    Image.fromarray(image).save(folder / "phantom.png")
+    Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "phantom_mask.png")
+    ys, xs = np.nonzero(mask)
+    return folder / "phantom.png", folder / "phantom_mask.png", [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]

@@ -1,0 +1,91 @@
+"""Click-to-mask latency through the app's API for an image whose embedding is cached.
+
+Starts the app in-process (or uses --url), sends one warm-up request to encode the image, then N
+clicks (box + one random interior point each) through gradio_client's `/segment`, and prints the
+median and 95th percentile of the round trip, next to the server-side decode time.
+
+    python bench/click_latency.py [--image PATH --box x0 y0 x1 y1] [--clicks 30] [--url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _phantom(folder: Path) -> tuple[Path, list[int]]:
+    from PIL import Image
+    from scipy import ndimage
+    from skimage.data import shepp_logan_phantom
+
+    p = np.round(shepp_logan_phantom(), 3)
+    labels, _ = ndimage.label(p == 0.298)
+    mask = labels == np.bincount(labels.ravel())[1:].argmax() + 1
+    ys, xs = np.nonzero(mask)
+    Image.fromarray((p * 255).astype(np.uint8)).save(folder / "phantom.png")
+    return folder / "phantom.png", [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", type=Path)
+    parser.add_argument("--box", type=int, nargs=4)
+    parser.add_argument("--clicks", type=int, default=30)
+    parser.add_argument("--model", default="litemedsam")
+    parser.add_argument("--url")
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args()
+
+    import tempfile
+
+    from gradio_client import Client, handle_file
+
+    tmp = Path(tempfile.mkdtemp())
+    image, box = (args.image, args.box) if args.image else _phantom(tmp)
+    url = args.url
+    if url is None:
+        from medsam.ui import build, launch_kwargs
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        _, url, _ = build().queue(default_concurrency_limit=1).launch(
+            server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    client = Client(url, verbose=False)
+    call = lambda prompts: client.predict(handle_file(str(image)), json.dumps(prompts), args.model, None,
+                                          api_name="/segment")[1]
+    first = call({"box": box})
+    rng = np.random.default_rng(0)
+    x0, y0, x1, y1 = box
+    rtt, decode = [], []
+    for _ in range(args.clicks):
+        point = [[int(rng.integers(x0, x1 + 1)), int(rng.integers(y0, y1 + 1))]]
+        start = time.perf_counter()
+        info = call({"box": box, "points": point, "labels": [1]})
+        rtt.append((time.perf_counter() - start) * 1e3)
+        assert info["embedding_cached"], "the image embedding must be reused"
+        decode.append(info["decode_ms"])
+    figures = {
+        "model": args.model, "image": image.name, "clicks": args.clicks,
+        "first_request_encode_ms": first["encode_ms"],
+        "click_to_mask_ms_median": round(float(np.median(rtt)), 1),
+        "click_to_mask_ms_p95": round(float(np.percentile(rtt, 95)), 1),
+        "server_decode_ms_median": round(float(np.median(decode)), 1),
+        "machine": f"{platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()}".strip(),
+    }
+    print(json.dumps(figures, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

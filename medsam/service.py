@@ -1,0 +1,276 @@
+"""What the app computes, without any Gradio: a prompting session and the stateless API call.
+
+The UI keeps one ``Session`` per browser tab; every handler is a small function from a session and
+an action to a new view. ``segment_files`` is the API endpoint's work: files in, mask and numbers out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import imaging
+from .errors import InputError, MedsamError
+from .metrics import segmentation_scores
+from .models import REGISTRY, get_spec
+from .predictor import Prediction, Prompt, list_models, load_model
+
+log = logging.getLogger(__name__)
+AXES = {"Axial": 2, "Coronal": 1, "Sagittal": 0}
+MODES = ("Positive point", "Negative point", "Box (2 clicks)")
+_EXPORT_DIR = Path(tempfile.mkdtemp(prefix="medsam-export-"))
+
+
+@dataclass
+class ModelRun:
+    """One model's answer to the current prompts."""
+
+    model: str
+    prediction: Prediction | None = None
+    chosen: int = 0  # which candidate is shown (best predicted IoU first)
+    encode_ms: float = 0.0
+    cached: bool = False
+    scores: dict[str, float] | None = None  # against the ground truth, for the chosen candidate
+    error: str | None = None
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        return None if self.prediction is None else self.prediction.masks[self.chosen]
+
+    def summary(self) -> dict[str, Any]:
+        """One row of numbers for tables and the API."""
+        row: dict[str, Any] = {"model": self.model}
+        if self.error:
+            return row | {"error": self.error}
+        pred = self.prediction
+        assert pred is not None
+        row |= {"candidate": self.chosen + 1, "predicted_iou": round(float(pred.scores[self.chosen]), 4),
+                "candidate_scores": [round(float(s), 4) for s in pred.scores],
+                "encode_ms": round(self.encode_ms, 1), "embedding_cached": self.cached,
+                "decode_ms": round(pred.decode_ms, 1), "mask_pixels": int(pred.masks[self.chosen].sum())}
+        if self.scores:
+            row |= {k: (round(v, 4) if np.isfinite(v) else None) for k, v in self.scores.items()}
+        return row
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """Dropdown entries (label, name): ready models say so, others say which file they need."""
+    return [(f"{m['title']}" + ("" if m["ready"] else f"  [needs {m['checkpoint']}]"), m["name"])
+            for m in list_models()]
+
+
+def prompt_advice(model: str, prompt: Prompt) -> str | None:
+    """A warning when the prompt type is one the model was not trained with."""
+    spec = get_spec(model)
+    if spec.prompts == "box" and prompt.box is None:
+        return (f"{spec.title} was trained with box prompts only; clicks alone give near-empty masks. "
+                f"Draw a box (clicks added to a box are fine).")
+    return None
+
+
+def run_model(model: str, rgb: np.ndarray, prompt: Prompt, gt: np.ndarray | None = None) -> ModelRun:
+    """Encode (or reuse the cached embedding) and decode one prompt; errors become ``run.error``."""
+    try:
+        predictor = load_model(model)
+        emb = predictor.set_image(rgb)
+        pred = predictor.predict_batch([prompt], embedding=emb)[0]
+    except MedsamError as exc:
+        return ModelRun(model, error=str(exc))
+    run = ModelRun(model, pred, 0, emb.encode_ms, emb.cached)
+    score(run, gt)
+    return run
+
+
+def score(run: ModelRun, gt: np.ndarray | None) -> None:
+    """Fill DICE/IoU/HD95 of the chosen candidate against the ground truth, if there is one."""
+    if gt is not None and run.mask is not None:
+        s = segmentation_scores(run.mask, gt)
+        run.scores = {"dice": s["dice"], "iou": s["iou"], "hd95": s["hd95"]}
+
+
+@dataclass
+class Session:
+    """One user's image, view, prompts, ground truth and latest results."""
+
+    scan: imaging.Scan | None = None
+    filename: str = ""
+    axis: int = 2
+    index: int | None = None
+    window: imaging.WindowSpec = imaging.STORED
+    rgb: np.ndarray | None = None
+    points: list[tuple[float, float]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+    corner: tuple[float, float] | None = None
+    history: list[tuple[str, Any]] = field(default_factory=list)  # for undo
+    gt_scan: imaging.Scan | None = None
+    gt: np.ndarray | None = None
+    runs: list[ModelRun] = field(default_factory=list)
+
+    # --- image and view -------------------------------------------------------------------
+    def load(self, source: str | Path | bytes, filename: str | None = None) -> None:
+        scan = imaging.load_scan(source, filename)
+        self.__init__()  # type: ignore[misc]  # a new image starts a fresh session
+        self.scan, self.filename = scan, filename or Path(str(source)).name
+        self.window = scan.default_window
+        self.index = scan.n_slices(2) // 2 if scan.is_volume else None
+        self.render()
+
+    def set_view(self, axis: int | None = None, index: int | None = None,
+                 window: imaging.WindowSpec | None = None) -> None:
+        """Change slice or window; a new slice clears the prompts (they belong to one image)."""
+        if self.scan is None:
+            raise InputError("Load an image first.")
+        if (axis is not None and axis != self.axis) or (index is not None and index != self.index):
+            self.axis = self.axis if axis is None else axis
+            self.index = min(self.scan.n_slices(self.axis) - 1, self.index or 0) if index is None else index
+            self.clear()
+        if window is not None:
+            self.window = window
+        self.render()
+
+    def render(self) -> None:
+        assert self.scan is not None
+        plane = self.scan.slice(self.axis, self.index) if self.scan.is_volume else self.scan.data
+        self.rgb = imaging.to_rgb(imaging.apply_window(plane, self.window))
+        self._slice_gt()
+
+    # --- ground truth ---------------------------------------------------------------------
+    def set_gt(self, source: str | Path | None, filename: str | None = None) -> None:
+        if source is None:
+            self.gt_scan, self.gt = None, None
+            return
+        if self.rgb is None:
+            raise InputError("Load an image before its ground-truth mask.")
+        name = (filename or str(source)).lower()
+        if self.scan is not None and self.scan.is_volume and name.endswith((".nii", ".nii.gz")):
+            gt_scan = imaging.load_scan(source, filename)
+            if gt_scan.data.shape != self.scan.data.shape:
+                raise InputError(f"The mask volume has shape {gt_scan.data.shape} but the image volume "
+                                 f"has {self.scan.data.shape}.")
+            self.gt_scan = gt_scan
+            self._slice_gt()
+        else:
+            self.gt_scan = None
+            self.gt = imaging.load_mask(source, self.rgb.shape[:2], filename)
+        self.rescore()
+
+    def _slice_gt(self) -> None:
+        if self.gt_scan is not None:
+            self.gt = self.gt_scan.slice(self.axis, self.index) > 0
+
+    def rescore(self) -> None:
+        for run in self.runs:
+            run.scores = None
+            score(run, self.gt)
+
+    # --- prompts --------------------------------------------------------------------------
+    def click(self, x: float, y: float, mode: str) -> None:
+        if self.rgb is None:
+            raise InputError("Load an image first, then click on it.")
+        h, w = self.rgb.shape[:2]
+        if not (0 <= x < w and 0 <= y < h):
+            raise InputError(f"The click ({x:g}, {y:g}) is outside the {w}x{h} image.")
+        if mode == MODES[2]:
+            if self.corner is None:
+                self.corner = (x, y)
+                self.history.append(("corner", None))
+                return
+            (x0, y0), self.corner = self.corner, None
+            self.history[-1] = ("box", self.box)  # undo restores the previous box
+            self.box = (min(x0, x), min(y0, y), max(x0, x), max(y0, y))
+        else:
+            self.points.append((x, y))
+            self.labels.append(1 if mode == MODES[0] else 0)
+            self.history.append(("point", None))
+
+    def undo(self) -> None:
+        if not self.history:
+            return
+        kind, previous = self.history.pop()
+        if kind == "point":
+            self.points.pop()
+            self.labels.pop()
+        elif kind == "corner":
+            self.corner = None
+        else:
+            self.box = previous
+
+    def clear(self) -> None:
+        self.points, self.labels, self.box, self.corner, self.history, self.runs = [], [], None, None, [], []
+
+    def prompt(self) -> Prompt | None:
+        if not self.points and self.box is None:
+            return None
+        return Prompt.make(self.points, self.labels, self.box, multimask=True)
+
+    # --- models ---------------------------------------------------------------------------
+    def predict(self, models: list[str]) -> None:
+        prompt = self.prompt()
+        if prompt is None or self.rgb is None:
+            self.runs = []
+            return
+        self.runs = [run_model(m, self.rgb, prompt, self.gt) for m in dict.fromkeys(models)]
+
+    def choose(self, candidate: int) -> None:
+        """Show another of the first model's candidate masks."""
+        if self.runs and self.runs[0].prediction is not None:
+            self.runs[0].chosen = int(np.clip(candidate, 0, len(self.runs[0].prediction.scores) - 1))
+            self.rescore()
+
+    def export(self) -> list[Path]:
+        """The first model's chosen mask as PNG, and as NIfTI in the source volume for a slice."""
+        if not self.runs or self.runs[0].mask is None:
+            raise InputError("There is no mask to export yet: add a prompt first.")
+        mask = self.runs[0].mask
+        folder = Path(tempfile.mkdtemp(dir=_EXPORT_DIR))
+        stem = Path(self.filename).name.split(".")[0] or "image"
+        files = [imaging.save_mask_png(mask, folder / f"{stem}_mask.png")]
+        if self.scan is not None and self.scan.is_volume and self.scan.kind == "nifti":
+            files.append(imaging.save_mask_nifti(mask, self.scan, self.axis, self.index,
+                                                 folder / f"{stem}_mask.nii.gz"))
+        return files
+
+
+
+def segment_files(image: str | Path, prompts: str | dict, model: str = "litemedsam",
+                  ground_truth: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The API's ``segment``: an image file and JSON prompts -> mask PNG path and numbers.
+
+    ``prompts`` is ``{"points": [[x, y], ...], "labels": [1, 0, ...], "box": [x0, y0, x1, y1]}``
+    in pixels of the image (for a volume: of its middle axial slice).
+    """
+    try:
+        spec = json.loads(prompts) if isinstance(prompts, str) else dict(prompts)
+        if not isinstance(spec, dict):
+            raise ValueError
+    except ValueError as exc:
+        raise InputError('Prompts must be JSON like {"points": [[x, y]], "labels": [1], '
+                         '"box": [x0, y0, x1, y1]}.') from exc
+    unknown = set(spec) - {"points", "labels", "box", "multimask"}
+    if unknown:
+        raise InputError(f"Unknown prompt keys: {', '.join(sorted(unknown))}; use points, labels and box.")
+    if model not in REGISTRY:
+        get_spec(model)  # raises the plain "Unknown model" message
+    session = Session()
+    session.load(image, Path(str(image)).name)
+    if ground_truth:
+        session.set_gt(ground_truth, Path(str(ground_truth)).name)
+    prompt = Prompt.make(spec.get("points"), spec.get("labels"), spec.get("box"),
+                         multimask=spec.get("multimask", True))
+    assert session.rgb is not None
+    run = run_model(model, session.rgb, prompt, session.gt)
+    if run.error:
+        raise InputError(run.error)
+    session.runs = [run]
+    png = session.export()[0]
+    info = run.summary() | {"image_size": list(session.rgb.shape[1::-1])}
+    if advice := prompt_advice(model, prompt):
+        info["warning"] = advice
+    return png, info
