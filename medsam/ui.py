@@ -121,7 +121,7 @@ def _segment_tab(examples: list[Example]) -> None:
         with gr.Column(scale=1, min_width=300):
             upload = gr.File(label="Image: PNG, JPEG, BMP, TIFF, DICOM or NIfTI", type="filepath", elem_id="upload")
             example = gr.Dropdown([e.label for e in examples], value=None, label="Or an example (with its ground truth)",
-                                  visible=bool(examples))
+                                  visible=bool(examples), elem_id="example")
             with gr.Group(visible=False) as volume_box:
                 axis = gr.Radio(list(AXES), value="Axial", label="Slice axis")
                 index = gr.Slider(0, 1, step=1, value=0, label="Slice")

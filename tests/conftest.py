@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,13 @@ def phantom_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "phantom_mask.png")
     ys, xs = np.nonzero(mask)
     return folder / "phantom.png", folder / "phantom_mask.png", [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+
+
+def bomb_png(side: int = 30000) -> bytes:
+    """A valid side x side 1-bit PNG of a few hundred bytes: decoding it would need side**2 pixels."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 100_000, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

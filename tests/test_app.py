@@ -16,8 +16,16 @@ from PIL import Image
 from medsam.examples import data_dir as configured_data
 from medsam.ui import build, launch_kwargs
 
+from conftest import bomb_png
+
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _png_bytes(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _free_port() -> int:
@@ -120,6 +128,22 @@ def test_browser_bad_file_keeps_serving(page, tmp_path: Path, phantom_files) -> 
     _wait_status(page, "Add a prompt")
 
 
+def test_browser_example_with_ground_truth(page) -> None:
+    examples = configured_data()
+    if examples is None:
+        pytest.skip("no data folder configured: the app offers no examples")
+    page.reload()
+    page.wait_for_selector("#canvas")
+    page.locator("#example input").click()
+    page.get_by_role("option").filter(has_text="endoscopy").first.click()
+    _wait_status(page, "Add a prompt")
+    natural = page.locator("#canvas img").first.evaluate("e => [e.naturalWidth, e.naturalHeight]")
+    _click_image(page, natural[0] * 0.05, natural[1] * 0.05)
+    _click_image(page, natural[0] * 0.95, natural[1] * 0.95)
+    status = _wait_status(page, "DICE")
+    assert 0.0 <= float(status.split("DICE")[1].split()[0]) <= 1.0
+
+
 def test_client_segment_phantom(client, phantom_files) -> None:
     from gradio_client import handle_file
 
@@ -147,6 +171,8 @@ def test_client_segment_real_image(client, data_dir: Path, manifest) -> None:
 @pytest.mark.parametrize("content, name, prompts, message", [
     (b"", "empty.png", '{"box": [1, 1, 5, 5]}', "empty"),
     (b"\x89PNG\r\n\x1a\n\x00\x00", "cut.png", '{"box": [1, 1, 5, 5]}', "PNG"),
+    (_png_bytes(1, 1), "one.png", '{"box": [0, 0, 1, 1]}', "at least 8x8"),
+    (bomb_png(), "bomb.png", '{"box": [1, 1, 5, 5]}', "too large"),
     (b"hello", "text.png", '{"box": [1, 1, 5, 5]}', "content is not a PNG"),
     (None, "ok.png", '{"box": [900, 900, 950, 950]}', "no area inside"),
     (None, "ok.png", '{"points": [[-3, 4]]}', "outside"),
