@@ -116,6 +116,7 @@ class ModelSpec:
     note: str = ""
     ignore_keys: tuple[str, ...] = ()  # checkpoint key prefixes that the architecture does not use
     auto_iou_thresh: float = 0.88  # "everything" mode's predicted-IoU filter (SAM's default)
+    base: str | None = None  # a finetuned decoder on top of this model's encoder and weights
 
     @property
     def input_size(self) -> int:

@@ -187,11 +187,16 @@ class Predictor:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def encoder_name(self) -> str:
+        """Models that share an image encoder (a base and its finetuned decoders) share embeddings."""
+        return self.spec.base or self.spec.name
+
     @torch.inference_mode()
     def set_image(self, image: np.ndarray) -> Embedding:
         """Encode an RGB uint8 image, or reuse its cached embedding; it becomes the current image."""
         rgb = as_rgb(image)
-        key = image_key(self.spec.name, rgb)
+        key = image_key(self.encoder_name, rgb)
         emb = self.cache.get(key)
         if emb is None:
             start = time.perf_counter()

@@ -19,6 +19,12 @@ from medsam.models import ModelSpec, Preprocessing, build_sam_vit
 DATA = os.environ.get("MEDSAM_DATA")
 
 
+@pytest.fixture(autouse=True)
+def _embedding_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never write to the user's embedding cache."""
+    monkeypatch.setenv("MEDSAM_CACHE", str(tmp_path_factory.getbasetemp() / "medsam-cache"))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real benchmark folder (manifest layout); tests needing it skip when it is absent."""
