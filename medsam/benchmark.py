@@ -98,6 +98,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 for random strategies (default 3)")
     p.add_argument("--grid", type=int, default=DEFAULT_GRID,
                    help=f"points per side for 'everything' (default {DEFAULT_GRID}: CPU cost; COSMOS used 32)")
+    p.add_argument("--split", choices=["train", "test"], help="only pairs of this manifest split")
     p.add_argument("--limit", type=int, help="only the first N pairs (round-robin over datasets)")
     p.add_argument("--shard", help="i/n: run the i-th of n disjoint parts of the pairs (by image)")
     p.add_argument("--merge", action="store_true", help="merge shard outputs into benchmark.csv and exit")
@@ -160,8 +161,11 @@ def read_manifest(data: Path) -> pd.DataFrame:
     return m.drop(columns=["_rank", "_pos"]).reset_index(drop=True)
 
 
-def select_pairs(m: pd.DataFrame, limit: int | None, shard: tuple[int, int] | None) -> pd.DataFrame:
-    """``--limit`` (first N in run order), then ``--shard`` i/n (images with image_no % n == i-1)."""
+def select_pairs(m: pd.DataFrame, limit: int | None, shard: tuple[int, int] | None,
+                 split: str | None = None) -> pd.DataFrame:
+    """``--split``, ``--limit`` (first N in run order), then ``--shard`` i/n (image_no % n == i-1)."""
+    if split:
+        m = m[m["split"] == split]
     if limit:
         m = m.head(limit)
     if shard:
@@ -374,7 +378,7 @@ def merge(out: Path) -> None:
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
-    pairs = select_pairs(read_manifest(args.data), args.limit, args.shard)
+    pairs = select_pairs(read_manifest(args.data), args.limit, args.shard, args.split)
     csv_path, prov_path = output_paths(args.out, args.shard)
     args.out.mkdir(parents=True, exist_ok=True)
     done = done_keys({args.out / "benchmark.csv", csv_path})
@@ -420,7 +424,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
                          "python": platform.python_version()},
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
             "options": {"models": args.models, "strategies": args.strategies, "seeds": args.seeds,
-                        "grid": args.grid, "limit": args.limit,
+                        "grid": args.grid, "limit": args.limit, "split": args.split,
                         "shard": "/".join(map(str, args.shard)) if args.shard else None},
             "start": start.isoformat(timespec="seconds"),
             "end": datetime.now(timezone.utc).isoformat(timespec="seconds"),

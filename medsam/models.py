@@ -237,6 +237,16 @@ register(ModelSpec(
     build_mobilesam, ignore_keys=("image_encoder.head.", "image_encoder.norm_head.")))
 
 
+register(ModelSpec(
+    "litemedsam_ft", "LiteMedSAM + our finetuned decoder (boxes and clicks)", "litemedsam", "TinyViT-5M",
+    "finetuned", Preprocessing("litemedsam", 256),
+    Checkpoint("litemedsam_ft.pt", None, None, None, package="medsam", package_path="weights/litemedsam_ft.pt",
+               how_to_get="python -m medsam.finetune decoder --data DIR (see the README)"),
+    build_litemedsam, base="litemedsam", auto_iou_thresh=0.5,
+    note="LiteMedSAM's encoder with a prompt encoder and mask decoder finetuned on the benchmark's "
+         "training split with boxes, clicks and corrective clicks."))
+
+
 def get_spec(name: str) -> ModelSpec:
     try:
         return REGISTRY[name]
@@ -245,13 +255,23 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def build_model(spec: ModelSpec, download: bool | None = None) -> Sam:
-    """Build the architecture and load its verified checkpoint (weights only)."""
+    """Build the architecture and load its verified checkpoint (weights only).
+
+    A model with a ``base`` loads the base model, then its own checkpoint on top: the finetuned
+    prompt encoder and mask decoder, which must match the base architecture exactly.
+    """
     path = checkpoints.resolve(spec.checkpoint, download)
     state = checkpoints.load_state_dict(path)
-    state = {k: v for k, v in state.items() if not k.startswith(spec.ignore_keys or ("\0",))}
-    model = spec.build()
+    state = {k: v.float() for k, v in state.items() if not k.startswith(spec.ignore_keys or ("\0",))}
+    model = build_model(get_spec(spec.base), download) if spec.base else spec.build()
+    expected = model.state_dict()
     try:
-        model.load_state_dict(state, strict=True)
+        if spec.base:
+            if not state or any(k not in expected or v.shape != expected[k].shape for k, v in state.items()):
+                raise RuntimeError("weights that the base model does not have")
+            model.load_state_dict(state, strict=False)
+        else:
+            model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"The checkpoint {path.name} does not fit the {spec.title} architecture "
                               f"(missing, unexpected or wrongly shaped weights).") from exc

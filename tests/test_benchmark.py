@@ -135,6 +135,10 @@ def test_run_order_is_round_robin_and_keeps_an_image_together(tmp_path: Path) ->
     halves = [benchmark.select_pairs(order, None, (i, 2))["mask"].tolist() for i in (1, 2)]
     assert halves == [["a1m1", "a1m2", "a2m"], ["b1m", "b2m"]]
     assert benchmark.select_pairs(order, 2, None)["mask"].tolist() == ["a1m1", "a1m2"]
+    m["split"] = ["test", "test", "train", "train", "test"]
+    m.to_csv(tmp_path / "manifest.csv", index=False)
+    tests = benchmark.select_pairs(benchmark.read_manifest(tmp_path), None, None, "test")
+    assert tests["mask"].tolist() == ["a1m1", "a1m2", "b2m"]
 
 
 @pytest.mark.parametrize("args,message", [

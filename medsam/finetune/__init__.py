@@ -1,0 +1,1 @@
+"""Finetuning on a frozen image encoder: prompted decoder finetuning and prompt-free heads."""

@@ -1,0 +1,22 @@
+"""``python -m medsam.finetune {decoder,evaluate,heads} ...``: train, evaluate, and the AutoSAM heads."""
+
+import sys
+
+USAGE = "usage: python -m medsam.finetune {decoder,evaluate,heads} [options]  (add --help after one)"
+
+
+def main() -> None:
+    command, argv = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
+    if command == "decoder":
+        from .decoder import main as run
+    elif command == "evaluate":
+        from .evaluate import main as run
+    elif command == "heads":
+        from .heads import main as run
+    else:
+        raise SystemExit(USAGE)
+    run(argv)
+
+
+if __name__ == "__main__":
+    main()
