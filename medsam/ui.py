@@ -11,12 +11,14 @@ import gradio as gr
 
 from . import automatic, imaging, visualize
 from .errors import MedsamError
+from .dashboard_tab import build_dashboard_tab
 from .examples import Example, one_per_modality
 from .models import REGISTRY
 from .predictor import list_models, load_model
 from .service import AXES, MODES, Session, model_choices, prompt_advice, segment_files
 
 log = logging.getLogger(__name__)
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 CUSTOM = "Custom level/width"
 TABLE_COLUMNS = ["model", "dice", "iou", "hd95", "predicted_iou", "encode_ms", "embedding_cached", "decode_ms"]
 INTRO = """# medsam: Segment Anything on medical images
@@ -86,6 +88,15 @@ def _status(s: Session, models: list[str]) -> str:
     return "  \n".join(lines)
 
 
+def default_models() -> tuple[str, str]:
+    """Our finetuned LiteMedSAM (clicks work) when its weights are present, compared with the
+    zero-shot LiteMedSAM it came from; otherwise LiteMedSAM and the next model."""
+    ready = [m["name"] for m in list_models() if m["ready"]]
+    if "litemedsam_ft" in ready:
+        return "litemedsam_ft", "litemedsam"
+    return "litemedsam", next((n for n in ready if n != "litemedsam"), next(n for n in REGISTRY if n != "litemedsam"))
+
+
 def _volume_controls(s: Session) -> tuple:
     scan = s.scan
     vol = scan is not None and scan.is_volume
@@ -105,8 +116,7 @@ def build(data: Path | None = None) -> gr.Blocks:
             with gr.Tab("Segment", id="segment"):
                 _segment_tab(examples)
             with gr.Tab("Dashboard", id="dashboard"):
-                gr.Markdown("No benchmark results are committed yet: run `python -m medsam.benchmark` "
-                            "(see the README) to produce `results/`.")
+                build_dashboard_tab(RESULTS)
             with gr.Tab("About", id="about"):
                 gr.Markdown(_about())
         _api()
@@ -115,8 +125,7 @@ def build(data: Path | None = None) -> gr.Blocks:
 
 def _segment_tab(examples: list[Example]) -> None:
     session = gr.State(None)
-    default_b = next((m["name"] for m in list_models() if m["name"] != "litemedsam" and m["ready"]),
-                     next(n for n in REGISTRY if n != "litemedsam"))
+    model_a, model_b_default = default_models()
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             upload = gr.File(label="Image: PNG, JPEG, BMP, TIFF, DICOM or NIfTI", type="filepath", elem_id="upload")
@@ -130,10 +139,11 @@ def _segment_tab(examples: list[Example]) -> None:
                 level = gr.Number(40, label="Level")
                 width = gr.Number(400, label="Width")
             gt_upload = gr.File(label="Ground-truth mask (optional, for DICE)", type="filepath", elem_id="gt_upload")
-            model = gr.Dropdown(model_choices(), value="litemedsam", label="Model")
+            model = gr.Dropdown(model_choices(), value=model_a, label="Model")
             compare = gr.Checkbox(False, label="Compare with a second model on the same prompts")
-            model_b = gr.Dropdown(model_choices(), value=default_b, label="Second model", visible=False)
-            mode = gr.Radio(list(MODES), value=MODES[2], label="Click adds", elem_id="mode")
+            model_b = gr.Dropdown(model_choices(), value=model_b_default, label="Second model", visible=False)
+            mode = gr.Radio(list(MODES), value=MODES[0] if REGISTRY[model_a].prompts == "all" else MODES[2],
+                            label="Click adds", elem_id="mode")
             with gr.Row():
                 undo = gr.Button("Undo")
                 clear = gr.Button("Clear")

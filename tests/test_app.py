@@ -95,6 +95,7 @@ def test_browser_box_click_and_dice(page, phantom_files) -> None:
     page.wait_for_selector("#canvas img")
     _wait_status(page, "Add a prompt")
     before = _canvas_pixels(page)
+    page.get_by_label("Box (2 clicks)").check()
     _click_image(page, x0, y0)
     _wait_status(page, "first corner set")
     _click_image(page, x1, y1)
@@ -137,11 +138,30 @@ def test_browser_example_with_ground_truth(page) -> None:
     page.locator("#example input").click()
     page.get_by_role("option").filter(has_text="endoscopy").first.click()
     _wait_status(page, "Add a prompt")
+    page.get_by_label("Box (2 clicks)").check()
     natural = page.locator("#canvas img").first.evaluate("e => [e.naturalWidth, e.naturalHeight]")
     _click_image(page, natural[0] * 0.05, natural[1] * 0.05)
     _click_image(page, natural[0] * 0.95, natural[1] * 0.95)
     status = _wait_status(page, "DICE")
     assert 0.0 <= float(status.split("DICE")[1].split()[0]) <= 1.0
+
+
+def test_browser_dashboard_renders(page) -> None:
+    page.reload()
+    page.wait_for_selector("#canvas")
+    page.get_by_role("tab", name="Dashboard").click()
+    page.wait_for_selector("#dash-intro")
+    if "No benchmark results yet" in page.locator("#dash-intro").inner_text():
+        pytest.skip("no benchmark results in results/")
+    page.wait_for_selector("#dash-modality .main-svg", timeout=30_000)
+    assert page.locator("#dash-modality .main-svg").count() >= 1
+    assert "pairs" in page.locator("#dash-summary").inner_text()
+    page.get_by_role("tab", name="Targets").click()
+    page.wait_for_selector("#dash-heatmap .main-svg", timeout=30_000)
+    page.get_by_role("tab", name="Overview").click()
+    page.wait_for_selector("#dash-published .main-svg", timeout=30_000)
+    ASSETS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ASSETS / "dashboard.png"), full_page=True)
 
 
 def test_client_segment_phantom(client, phantom_files) -> None:
