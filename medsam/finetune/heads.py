@@ -1,0 +1,486 @@
+"""AutoSAM-style prompt-free heads on LiteMedSAM's frozen image encoder, and a label-efficiency study.
+
+After Hu, Xu & Shi ("How to efficiently adapt large segmentation model (SAM) to medical images",
+2023): keep SAM's encoder frozen and train a light head that segments a dataset's classes without
+prompts. Four heads, each giving C class logits on the 256 x 256 grid of LiteMedSAM's padded input:
+
+- ``decoder`` (:class:`PromptFreeDecoder`): SAM's mask decoder with C learned class tokens as its
+  only tokens, initialised from LiteMedSAM's decoder;
+- ``cnn`` (:class:`CNNHead`): two 3x3 convolutions and two transposed-convolution upsamplings;
+- ``linear`` (:class:`LinearHead`): a 1x1 convolution, bilinear upsampling;
+- ``unet`` (:class:`UNet`): a small U-Net on the preprocessed image itself, with no pretraining.
+
+Classes are multi-label (sigmoid per class, DICE + BCE loss); a class without a mask on an image is
+absent (an empty target there). The study:
+
+    python -m medsam.finetune heads --data DIR --datasets hc18,kvasir_seg --k 1,2,4,8,all --draws 3
+        --out results/ [--heads decoder,cnn,linear,unet] [--steps N] [--batch-size B] [--threads T]
+
+trains every head on k labelled training images (draw d: the first k of a seeded permutation, so a
+draw's subsets are nested) and writes one row per (dataset, head, k, draw, class) to
+``<out>/label_efficiency.csv`` (rows already there are skipped), and a run record to
+``<out>/label_efficiency_provenance.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling import Sam, TwoWayTransformer
+from segment_anything.modeling.common import LayerNorm2d
+from segment_anything.modeling.mask_decoder import MLP
+from segment_anything.modeling.prompt_encoder import PositionEmbeddingRandom
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..benchmark import git_commit, record_run
+from ..embeddings import features_for
+from ..errors import InputError, MedsamError
+from ..imaging import load_mask, load_rgb
+from ..metrics import dice
+from ..models import LOW_RES, PROMPT_DIM, Geometry, Preprocessing
+from ..predictor import Predictor, as_rgb, load_model
+
+ENCODER = "litemedsam"  # the frozen encoder whose features the heads read
+PREPROCESSING = Preprocessing("litemedsam", LOW_RES)  # LiteMedSAM's input: also the U-Net's
+# Equal steps for every head, set by trials on hc18 and wbc_cellavision (k=4): with 80 steps, or
+# the same compute in batches of 2, the decoder lagged; a cosine decay hurt; decoder lr 2e-3
+# diverged. Seconds per training on one core: decoder ~27, unet ~22, cnn ~6, linear ~0.3; the
+# default study (90 x 4 trainings, evaluation, encoding 184 images) is ~95 CPU-minutes.
+STEPS = 100
+BATCH_SIZE = 1
+LR = {"decoder": 1e-3, "cnn": 1e-3, "linear": 1e-1, "unet": 3e-3}
+DATASETS = "hc18,kvasir_seg,camus_echo,ph2,wbc_cellavision,covid_cxr_lungs"
+COLUMNS = ["dataset", "head", "k", "k_label", "draw", "class", "n_test", "dice_mean", "dice_std",
+           "train_seconds", "steps"]
+KEY = ["dataset", "head", "k_label", "draw", "class"]
+
+
+# --- heads ----------------------------------------------------------------------------------
+
+
+class PromptFreeDecoder(nn.Module):
+    """SAM's mask decoder without prompts: C class tokens through the two-way transformer, then the
+    decoder's upscaling and one hypernetwork MLP per class; all classes in one pass."""
+
+    def __init__(self, num_classes: int, dim: int = PROMPT_DIM, mlp_dim: int = 2048) -> None:
+        super().__init__()
+        self.pe_layer = PositionEmbeddingRandom(dim // 2)  # gives the prompt encoder's get_dense_pe()
+        # SAM adds its "no mask" embedding to the image embedding whenever there is no mask prompt:
+        # kept as a learned constant so the pretrained transformer sees the inputs it was trained on.
+        self.no_mask_embed = nn.Parameter(torch.zeros(dim))
+        self.class_tokens = nn.Embedding(num_classes, dim)
+        self.transformer = TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=mlp_dim, num_heads=8)
+        self.output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(dim, dim // 4, kernel_size=2, stride=2), LayerNorm2d(dim // 4), nn.GELU(),
+            nn.ConvTranspose2d(dim // 4, dim // 8, kernel_size=2, stride=2), nn.GELU())
+        self.output_hypernetworks_mlps = nn.ModuleList(MLP(dim, dim, dim // 8, 3) for _ in range(num_classes))
+
+    @torch.no_grad()
+    def init_from(self, sam: Sam) -> PromptFreeDecoder:
+        """Copy a SAM model's decoder (transformer, upscaling), positional encoding and no-mask
+        embedding; every class starts as its single-mask output (mask token and MLP 0, the output
+        LiteMedSAM was trained on)."""
+        dec, prompt = sam.mask_decoder, sam.prompt_encoder
+        self.transformer.load_state_dict(dec.transformer.state_dict())
+        self.output_upscaling.load_state_dict(dec.output_upscaling.state_dict())
+        self.pe_layer.load_state_dict(prompt.pe_layer.state_dict())
+        self.no_mask_embed.copy_(prompt.no_mask_embed.weight[0])
+        self.class_tokens.weight.copy_(dec.mask_tokens.weight[0].expand_as(self.class_tokens.weight))
+        for mlp in self.output_hypernetworks_mlps:
+            mlp.load_state_dict(dec.output_hypernetworks_mlps[0].state_dict())
+        return self
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = features.shape
+        src = features + self.no_mask_embed.view(1, c, 1, 1)
+        pe = self.pe_layer((h, w))[None].expand(b, -1, -1, -1)
+        tokens = self.class_tokens.weight[None].expand(b, -1, -1)
+        hs, src = self.transformer(src, pe, tokens)
+        up = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+        hyper = torch.stack([mlp(hs[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], 1)
+        return (hyper @ up.flatten(2)).view(b, -1, *up.shape[-2:])
+
+
+class CNNHead(nn.Module):
+    """Two 3x3 convolutions on the embedding, then two 2x transposed convolutions (64 -> 256)."""
+
+    def __init__(self, num_classes: int, dim: int = PROMPT_DIM, width: int = 64) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(dim, width, 3, padding=1), LayerNorm2d(width), nn.GELU(),
+            nn.Conv2d(width, width, 3, padding=1), LayerNorm2d(width), nn.GELU(),
+            nn.ConvTranspose2d(width, width // 2, 2, stride=2), nn.GELU(),
+            nn.ConvTranspose2d(width // 2, width // 4, 2, stride=2), nn.GELU(),
+            nn.Conv2d(width // 4, num_classes, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)
+
+
+class LinearHead(nn.Module):
+    """A 1x1 convolution on the embedding, upsampled bilinearly to 256 x 256."""
+
+    def __init__(self, num_classes: int, dim: int = PROMPT_DIM) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(dim, num_classes, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.conv(features), size=(LOW_RES, LOW_RES), mode="bilinear", align_corners=False)
+
+
+def _double_conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(4, cout), nn.GELU(),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.GroupNorm(4, cout), nn.GELU())
+
+
+class UNet(nn.Module):
+    """A small U-Net (``depth`` poolings, ``width`` channels doubling per level) on the 256 px image."""
+
+    def __init__(self, num_classes: int, width: int = 16, depth: int = 3) -> None:
+        super().__init__()
+        chans = [width * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList(_double_conv(cin, cout) for cin, cout in zip([3, *chans], chans))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(2 * c, c, 2, stride=2) for c in chans[:-1])
+        self.fuse = nn.ModuleList(_double_conv(2 * c, c) for c in chans[:-1])
+        self.out = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        skips = []
+        x = image
+        for i, block in enumerate(self.down):
+            x = block(F.max_pool2d(x, 2) if i else x)
+            skips.append(x)
+        x = skips.pop()
+        for up, fuse, skip in reversed(list(zip(self.up, self.fuse, skips))):
+            x = fuse(torch.cat([skip, up(x)], 1))
+        return self.out(x)
+
+
+HEADS: dict[str, type[nn.Module]] = {"decoder": PromptFreeDecoder, "cnn": CNNHead, "linear": LinearHead,
+                                     "unet": UNet}
+KINDS = tuple(HEADS)
+
+
+def build_head(kind: str, num_classes: int, sam: Sam | None = None) -> nn.Module:
+    """A new head; ``decoder`` is initialised from ``sam``'s decoder when given, else random."""
+    if kind not in HEADS:
+        raise MedsamError(f"Unknown head '{kind}'; choose from {', '.join(KINDS)}.")
+    model = HEADS[kind](num_classes)
+    if sam is not None and isinstance(model, PromptFreeDecoder):
+        model.init_from(sam)
+    return model
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One image of a dataset: the head inputs, its targets on the model grid and at full size."""
+
+    name: str
+    features: torch.Tensor  # (256, 64, 64) frozen LiteMedSAM features
+    pixels: torch.Tensor  # (3, 256, 256) LiteMedSAM's preprocessed input (the U-Net's input)
+    target: torch.Tensor  # (C, 256, 256) float 0/1 on the padded grid
+    masks: np.ndarray  # (C, H, W) bool at the original size
+    geometry: Geometry
+
+
+def to_grid(masks: np.ndarray, geo: Geometry) -> torch.Tensor:
+    """(C, H, W) bool masks -> (C, 256, 256) float on the padded model grid (nearest neighbour)."""
+    h, w = geo.resized
+    grid = np.zeros((len(masks), geo.input_size, geo.input_size), np.float32)
+    for c, m in enumerate(masks):
+        grid[c, :h, :w] = cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    return torch.from_numpy(grid)
+
+
+def make_item(rgb: np.ndarray, masks: np.ndarray, predictor: Predictor, name: str = "") -> Item:
+    """An item from an RGB uint8 image and its (C, H, W) masks; features come from the disk cache."""
+    rgb = as_rgb(rgb)
+    emb = features_for(predictor, rgb)
+    pixels, geo = PREPROCESSING.image(rgb)
+    return Item(name, emb.features[0].cpu(), pixels[0], to_grid(masks, geo), masks.astype(bool), geo)
+
+
+def dataset_classes(rows: pd.DataFrame) -> list[str]:
+    """A dataset's class order: its sorted object names."""
+    return sorted(rows["object"].unique())
+
+
+def load_items(data: Path, rows: pd.DataFrame, classes: Sequence[str], predictor: Predictor) -> list[Item]:
+    """Items for the images of manifest ``rows`` (one dataset), in order of first appearance."""
+    items = []
+    for image, group in tqdm(rows.groupby("image", sort=False), desc="images", unit="img", leave=False):
+        rgb = load_rgb(data / image)
+        masks = np.zeros((len(classes), *rgb.shape[:2]), bool)
+        for obj, mask in zip(group["object"], group["mask"]):
+            masks[classes.index(obj)] |= load_mask(data / mask, rgb.shape[:2])
+        items.append(make_item(rgb, masks, predictor, image))
+    return items
+
+
+def _inputs(kind: str, items: Sequence[Item]) -> torch.Tensor:
+    return torch.stack([it.pixels if kind == "unet" else it.features for it in items])
+
+
+# --- training and evaluation ----------------------------------------------------------------
+
+
+def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Soft DICE (per image and class, smoothed by 1) plus binary cross-entropy."""
+    prob = logits.sigmoid()
+    inter = (prob * target).sum((-2, -1))
+    total = prob.sum((-2, -1)) + target.sum((-2, -1))
+    soft_dice = (2 * inter + 1) / (total + 1)
+    return (1 - soft_dice).mean() + F.binary_cross_entropy_with_logits(logits, target)
+
+
+def _batches(n: int, size: int, steps: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """``steps`` batches of indices, walking through seeded permutations of 0..n-1."""
+    order = torch.empty(0, dtype=torch.long)
+    for _ in range(steps):
+        while len(order) < size:
+            order = torch.cat([order, torch.randperm(n, generator=gen)])
+        yield order[:size]
+        order = order[size:]
+
+
+def train_head(kind: str, train_items: Sequence[Item], steps: int = STEPS, seed: int = 0,
+               batch_size: int = BATCH_SIZE, lr: float | None = None, weight_decay: float = 1e-4,
+               losses: list[float] | None = None) -> nn.Module:
+    """Train a new head with AdamW (constant learning rate) on ``train_items`` (batches of
+    min(batch_size, n) images).
+
+    Deterministic for a seed (initialisation and batch order). ``decoder`` starts from LiteMedSAM's
+    decoder; ``lr`` defaults to the head's ``LR``; each step's loss is appended to ``losses``.
+    """
+    if not train_items:
+        raise InputError("There are no training images.")
+    sam = load_model(ENCODER).model if kind == "decoder" else None  # built before seeding: it draws too
+    torch.manual_seed(seed)
+    model = build_head(kind, len(train_items[0].target), sam).train()
+    x, y = _inputs(kind, train_items), torch.stack([it.target for it in train_items])
+    opt = torch.optim.AdamW(model.parameters(), lr=lr or LR[kind], weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    for idx in _batches(len(x), min(batch_size, len(x)), steps, gen):
+        loss = dice_bce_loss(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if losses is not None:
+            losses.append(loss.item())
+    return model.eval()
+
+
+@torch.inference_mode()
+def _logits(model: nn.Module, x: torch.Tensor, geo: Geometry) -> torch.Tensor:
+    """Logits (1, C, H, W) at the original size for one image's head input ``x`` (batch of 1)."""
+    return PREPROCESSING.upscale(model(x), geo)
+
+
+def evaluate(model: nn.Module, kind: str, test_items: Sequence[Item]) -> np.ndarray:
+    """DICE at the original resolution, (n_images, C); 1.0 where a class is absent and not predicted."""
+    model.eval()
+    scores = np.zeros((len(test_items), len(test_items[0].masks) if test_items else 0))
+    for i, item in enumerate(test_items):
+        pred = (_logits(model, _inputs(kind, [item]), item.geometry)[0] > 0).numpy()
+        scores[i] = [dice(p, g) for p, g in zip(pred, item.masks)]
+    return scores
+
+
+def predict_head(model: nn.Module, kind: str, rgb: np.ndarray, predictor: Predictor) -> np.ndarray:
+    """Prompt-free segmentation of the head's classes: (C, H, W) bool masks at the image's size.
+
+    ``predictor``: one on LiteMedSAM's encoder (the head's input; its in-memory embedding cache is
+    used); unused by ``unet``.
+    """
+    rgb = as_rgb(rgb)
+    if kind == "unet":
+        x, geo = PREPROCESSING.image(rgb)
+    else:
+        if predictor.encoder_name != ENCODER:
+            raise InputError(f"This head reads {ENCODER} features, not {predictor.encoder_name}'s.")
+        emb = predictor.set_image(rgb)
+        x, geo = emb.features.cpu(), emb.geometry
+    return (_logits(model.eval(), x, geo)[0] > 0).numpy()
+
+
+def save_head(model: nn.Module, kind: str, classes: Sequence[str], path: str | os.PathLike) -> Path:
+    """Write the weights and metadata as one file that loads with ``torch.load(weights_only=True)``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"kind": kind, "classes": list(classes), "encoder": ENCODER,
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
+    return path
+
+
+def load_head(path: str | os.PathLike) -> tuple[nn.Module, str, list[str]]:
+    """Read a head written by :func:`save_head`: (model in eval mode, kind, classes)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_head(saved["kind"], len(saved["classes"]))
+        model.load_state_dict(saved["state_dict"])
+    except (OSError, RuntimeError, KeyError, TypeError) as exc:
+        raise MedsamError(f"{Path(path).name} is not a head written by save_head.") from exc
+    return model.eval(), saved["kind"], list(saved["classes"])
+
+
+# --- the label-efficiency study -------------------------------------------------------------
+
+
+def subset(train_images: Sequence[str], k: int, dataset: str, draw: int) -> list[str]:
+    """Draw ``draw``'s k training images: the first k of a permutation seeded by dataset and draw."""
+    rng = np.random.default_rng([draw, zlib.crc32(dataset.encode())])
+    return [train_images[i] for i in rng.permutation(len(train_images))[:k]]
+
+
+def done_keys(path: Path) -> set[tuple]:
+    """Keys (dataset, head, k_label, draw, class) already in the CSV."""
+    if not path.is_file() or not path.stat().st_size:
+        return set()
+    df = pd.read_csv(path, usecols=KEY, dtype={"k_label": str, "draw": int, "class": str})
+    return set(df[KEY].itertuples(index=False, name=None))
+
+
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Append rows in COLUMNS order with one write, flushed to disk."""
+    header = not path.is_file() or path.stat().st_size == 0
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False, header=header))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one plain sentence, no usage dump
+        raise SystemExit(f"{self.prog}: {message[0].upper()}{message[1:].rstrip('.')}.")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = _Parser(prog="python -m medsam.finetune heads", description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv and the files it names")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created; resumed if present)")
+    p.add_argument("--datasets", default=DATASETS, help=f"comma-separated dataset ids (default {DATASETS})")
+    p.add_argument("--k", default="1,2,4,8,all", help="labelled training images per run: numbers and/or 'all'")
+    p.add_argument("--draws", type=int, default=3, help="draws 0..N-1 of the k images (default 3)")
+    p.add_argument("--heads", default=",".join(KINDS), help=f"comma-separated heads (default {','.join(KINDS)})")
+    p.add_argument("--steps", type=int, default=STEPS, help=f"optimiser steps per training (default {STEPS})")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"images per step (default {BATCH_SIZE})")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy machine)")
+    args = p.parse_args(argv)
+    args.datasets = [d for d in args.datasets.split(",") if d]
+    args.heads = [h for h in args.heads.split(",") if h]
+    if bad := [h for h in args.heads if h not in KINDS]:
+        p.error(f"unknown head '{bad[0]}'; choose from {', '.join(KINDS)}")
+    args.k = [k.strip() for k in args.k.split(",") if k.strip()]
+    if not args.k or any(k != "all" and not (k.isdigit() and int(k) > 0) for k in args.k):
+        p.error("--k must be positive numbers and/or 'all', comma-separated")
+    args.k = [k if k == "all" else str(int(k)) for k in dict.fromkeys(args.k)]
+    for name in ("draws", "steps", "batch_size", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not (args.data / "manifest.csv").is_file():
+        p.error(f"there is no manifest.csv in {args.data}")
+    return args
+
+
+def run_dataset(args: argparse.Namespace, dataset: str, rows: pd.DataFrame, csv_path: Path,
+                done: set[tuple]) -> int:
+    """Every (k, draw, head) training of one dataset not yet in the CSV; returns rows written."""
+    classes = dataset_classes(rows)
+    train_images = sorted(rows.loc[rows["split"] == "train", "image"].unique())
+    test_images = sorted(rows.loc[rows["split"] == "test", "image"].unique())
+    if not train_images or not test_images:
+        tqdm.write(f"Skipped {dataset}: it needs both train and test images.")
+        return 0
+    plan = []
+    for k_label in args.k:
+        k = len(train_images) if k_label == "all" else int(k_label)
+        if k > len(train_images):
+            tqdm.write(f"Skipped {dataset} k={k}: it has only {len(train_images)} training images.")
+            continue
+        plan += [(k, k_label, draw, head) for draw in range(args.draws) for head in args.heads
+                 if any((dataset, head, k_label, draw, c) not in done for c in classes)]
+    if not plan:
+        return 0
+    needed = {img for k, _, draw, _ in plan for img in subset(train_images, k, dataset, draw)}
+    rows = rows[rows["image"].isin(needed | set(test_images))]
+    items = {it.name: it for it in load_items(args.data, rows, classes, load_model(ENCODER))}
+    test = [items[i] for i in test_images]
+    written = 0
+    for k, k_label, draw, head in tqdm(plan, desc=dataset, unit="training", dynamic_ncols=True):
+        start = time.perf_counter()
+        model = train_head(head, [items[i] for i in subset(train_images, k, dataset, draw)], args.steps,
+                           seed=draw, batch_size=args.batch_size)
+        seconds = time.perf_counter() - start
+        scores = evaluate(model, head, test)
+        out = [{"dataset": dataset, "head": head, "k": k, "k_label": k_label, "draw": draw, "class": c,
+                "n_test": len(test), "dice_mean": scores[:, j].mean(), "dice_std": pd.Series(scores[:, j]).std(),
+                "train_seconds": round(seconds, 2), "steps": args.steps}
+               for j, c in enumerate(classes) if (dataset, head, k_label, draw, c) not in done]
+        append_rows(csv_path, out)
+        written += len(out)
+    return written
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    manifest = pd.read_csv(args.data / "manifest.csv", dtype=str)
+    if missing := [c for c in ("dataset_id", "object", "image", "mask", "split") if c not in manifest]:
+        raise SystemExit(f"python -m medsam.finetune heads: manifest.csv lacks the column(s) {', '.join(missing)}.")
+    if unknown := sorted(set(args.datasets) - set(manifest["dataset_id"])):
+        raise SystemExit(f"python -m medsam.finetune heads: The manifest has no dataset '{unknown[0]}'.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / "label_efficiency.csv"
+    done = done_keys(csv_path)
+    start, t0, commit = datetime.now(timezone.utc), time.perf_counter(), git_commit(args.out)
+    written, completed = 0, False
+    try:
+        for dataset in args.datasets:
+            written += run_dataset(args, dataset, manifest[manifest["dataset_id"] == dataset], csv_path, done)
+        completed = True
+    except KeyboardInterrupt:
+        raise SystemExit("Interrupted; run the same command again to resume.") from None
+    finally:
+        record_run(args.out / "label_efficiency_provenance.json", {
+            "command": shlex.join(["python", "-m", "medsam.finetune", "heads", *argv]),
+            "git_commit": commit,  # at the start
+            "versions": {"medsam": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                         "python": platform.python_version()},
+            "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+            "options": {"datasets": args.datasets, "k": args.k, "draws": args.draws, "heads": args.heads,
+                        "steps": args.steps, "batch_size": args.batch_size, "lr": LR, "encoder": ENCODER},
+            "start": start.isoformat(timespec="seconds"),
+            "end": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_s": round(time.perf_counter() - t0, 1), "completed": completed, "rows_written": written})
+    print(f"Wrote {written} rows to {csv_path}.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point for ``python -m medsam.finetune heads``: ``argv`` is what follows ``heads``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        run(args, argv)
+    except MedsamError as exc:
+        raise SystemExit(f"python -m medsam.finetune heads: {exc}") from None
