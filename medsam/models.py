@@ -240,7 +240,9 @@ register(ModelSpec(
 register(ModelSpec(
     "litemedsam_ft", "LiteMedSAM + our finetuned decoder (boxes and clicks)", "litemedsam", "TinyViT-5M",
     "finetuned", Preprocessing("litemedsam", 256),
-    Checkpoint("litemedsam_ft.pt", None, None, None, package="medsam", package_path="weights/litemedsam_ft.pt",
+    Checkpoint("litemedsam_ft.pt", None, 8176071,
+               "6aba01f2f7c2eb29a24fe76d201d0efd89660c04f536f7fee25ecf735142c279",
+               package="medsam", package_path="weights/litemedsam_ft.pt",
                how_to_get="python -m medsam.finetune decoder --data DIR (see the README)"),
     build_litemedsam, base="litemedsam", auto_iou_thresh=0.5,
     note="LiteMedSAM's encoder with a prompt encoder and mask decoder finetuned on the benchmark's "

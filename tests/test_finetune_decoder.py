@@ -105,3 +105,21 @@ def test_paired_summary_counts_and_tests() -> None:
     out = paired_summary(pd.DataFrame(rows), "a", "b").iloc[0]
     assert out["n"] == 20 and out["better"] == 18 and out["worse"] == 2
     assert abs(out["mean_diff"] - (18 * 0.2 - 2 * 0.1) / 20) < 1e-9 and out["p_value"] < 0.01
+
+
+def test_shipped_finetuned_decoder_makes_clicks_work() -> None:
+    """The committed litemedsam_ft loads through the registry (size and sha256 checked) and, unlike
+    box-only LiteMedSAM, turns one click on the phantom's ellipse into a real mask."""
+    from medsam.metrics import dice
+
+    from conftest import phantom
+
+    image, target = phantom()
+    ys, xs = np.nonzero(target)
+    click = [[float(xs.mean()), float(ys.mean())]]
+    scores = {}
+    for name in ("litemedsam", "litemedsam_ft"):
+        p = load_model(name)
+        p.set_image(image)
+        scores[name] = dice(p.predict(points=click, labels=[1]).masks[0], target)
+    assert scores["litemedsam"] < 0.3 and scores["litemedsam_ft"] > 0.7, scores

@@ -43,15 +43,22 @@ def paired_summary(rows: pd.DataFrame, base: str, tuned: str) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m medsam.finetune evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="benchmark folder with manifest.csv")
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--base", default="litemedsam")
     parser.add_argument("--tuned", default="litemedsam_ft")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--limit", type=int, help="only the first N test pairs (round-robin over datasets)")
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="only rebuild the tables from the rows already in <out>/finetune_eval")
     args = parser.parse_args(argv)
+    if args.data is None and not args.summarize_only:
+        parser.error("--data is required unless --summarize-only is given")
     folder = args.out / "finetune_eval"
-    benchmark.main(["--data", str(args.data), "--out", str(folder), "--models", f"{args.base},{args.tuned}",
-                    "--strategies", ",".join(STRATEGIES), "--split", "test", "--seeds", str(args.seeds)])
+    if not args.summarize_only:
+        benchmark.main(["--data", str(args.data), "--out", str(folder), "--models", f"{args.base},{args.tuned}",
+                        "--strategies", ",".join(STRATEGIES), "--split", "test", "--seeds", str(args.seeds),
+                        *(["--limit", str(args.limit)] if args.limit else [])])
     rows = pd.read_csv(folder / "benchmark.csv")
     rows[[c for c in COLUMNS if c in rows]].to_csv(args.out / "finetune.csv", index=False)
     summary = paired_summary(rows, args.base, args.tuned)
