@@ -22,8 +22,8 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 CUSTOM = "Custom level/width"
 TABLE_COLUMNS = ["model", "dice", "iou", "hd95", "predicted_iou", "encode_ms", "embedding_cached", "decode_ms"]
 INTRO = """# medsam: Segment Anything on medical images
-Load an image (or pick an example), choose **Box** and click two corners around an object, add
-positive/negative clicks to refine. Candidate masks, timings and, with a ground-truth mask, DICE are shown."""
+Load an image (or pick an example), click on an object, or choose **Box** and click two opposite corners;
+add positive/negative clicks to refine. Candidate masks, timings and, with a ground-truth mask, DICE are shown."""
 
 
 def _safe(n_outputs: int) -> Callable:
@@ -249,7 +249,9 @@ def _segment_tab(examples: list[Example]) -> None:
     for trigger in (axis.input, index.release, window.input, level.submit, width.submit):
         trigger(on_view, view_in, [session, *view_out], **private)
     window.input(lambda w: gr.update(visible=w == CUSTOM), window, custom_box, **private)
-    gt_upload.change(on_gt, [session, gt_upload, *model_in], [session, *view_out], **private)
+    # upload/clear, not change: picking an example empties this field without dropping its mask
+    for trigger in (gt_upload.upload, gt_upload.clear):
+        trigger(on_gt, [session, gt_upload, *model_in], [session, *view_out], **private)
     canvas.select(on_click, [session, mode, *model_in], [session, *view_out], **private)
     canvas_b.select(on_click, [session, mode, *model_in], [session, *view_out], **private)
     undo.click(functools.partial(on_edit, action="undo"), [session, *model_in], [session, *view_out], **private)

@@ -84,8 +84,13 @@ def _canvas_pixels(page) -> np.ndarray:
 
 
 def _wait_status(page, text: str) -> str:
-    page.wait_for_function("t => document.querySelector('#status').innerText.includes(t)", arg=text,
-                           timeout=60_000)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("t => document.querySelector('#status').innerText.includes(t)", arg=text,
+                               timeout=60_000)
+    except PlaywrightTimeout:
+        pytest.fail(f"the status never said {text!r}; it says: {page.locator('#status').inner_text()!r}")
     return page.locator("#status").inner_text()
 
 
