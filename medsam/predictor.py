@@ -246,29 +246,33 @@ class Predictor:
 
     @torch.inference_mode()
     def decode(self, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
-        """One prompt-encoder + mask-decoder call for checked prompts of identical structure.
+        """``decode_prompts`` on this predictor's model, without autograd."""
+        return decode_prompts(self.model, prompts, emb)
 
-        Returns low-res logits (B, C, 256, 256) and predicted IoU (B, C), in the decoder's order.
-        """
-        scale = torch.as_tensor(emb.geometry.scale, dtype=torch.float32, device=self.device)
-        first = prompts[0]
-        points = boxes = masks = None
-        if first.points is not None:
-            coords = torch.as_tensor(np.stack([p.points for p in prompts]), dtype=torch.float32,
-                                     device=self.device) * scale
-            labels = torch.as_tensor(np.stack([p.labels for p in prompts]), dtype=torch.int64, device=self.device)
-            points = (coords, labels)
-        if first.box is not None:
-            boxes = torch.as_tensor(np.stack([p.box for p in prompts]), dtype=torch.float32,
-                                    device=self.device) * scale.repeat(2)
-        if first.mask_input is not None:
-            masks = torch.as_tensor(np.stack([p.mask_input for p in prompts])[:, None], device=self.device)
-        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-        low_res, scores = self.model.mask_decoder(
-            image_embeddings=emb.features, image_pe=self.model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-            multimask_output=first.multimask)
-        return low_res, scores
+
+def decode_prompts(model: torch.nn.Module, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
+    """One prompt-encoder + mask-decoder call for checked prompts of identical structure.
+
+    Returns low-res logits (B, C, 256, 256) and predicted IoU (B, C), in the decoder's order.
+    Differentiable: training calls it directly.
+    """
+    device = emb.features.device
+    scale = torch.as_tensor(emb.geometry.scale, dtype=torch.float32, device=device)
+    first = prompts[0]
+    points = boxes = masks = None
+    if first.points is not None:
+        coords = torch.as_tensor(np.stack([p.points for p in prompts]), dtype=torch.float32, device=device) * scale
+        labels = torch.as_tensor(np.stack([p.labels for p in prompts]), dtype=torch.int64, device=device)
+        points = (coords, labels)
+    if first.box is not None:
+        boxes = torch.as_tensor(np.stack([p.box for p in prompts]), dtype=torch.float32,
+                                device=device) * scale.repeat(2)
+    if first.mask_input is not None:
+        masks = torch.as_tensor(np.stack([p.mask_input for p in prompts])[:, None], device=device)
+    sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)
+    return model.mask_decoder(
+        image_embeddings=emb.features, image_pe=model.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=first.multimask)
 
 
 def _groups(prompts: Iterable[Prompt]) -> list[list[int]]:

@@ -37,7 +37,7 @@ from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
 from ..metrics import components
 from ..models import REGISTRY, build_model
-from ..predictor import Embedding, Predictor, load_model
+from ..predictor import Embedding, Predictor, Prompt, decode_prompts, load_model
 from ..prompts import bbox, corrective_click, jitter_box, negative_points, random_points
 
 TRAINED_KEYS = ("prompt_encoder.", "mask_decoder.")
@@ -96,16 +96,8 @@ def sample_prompt(t: Target, rng: np.random.Generator) -> tuple[np.ndarray | Non
 
 def _decode(model: torch.nn.Module, emb: Embedding, points: np.ndarray | None, labels: np.ndarray | None,
             box: np.ndarray | None, mask_input: torch.Tensor | None, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    scale = torch.as_tensor(emb.geometry.scale, dtype=torch.float32)
-    pts = None
-    if points is not None:
-        pts = (torch.as_tensor(points, dtype=torch.float32)[None] * scale,
-               torch.as_tensor(labels, dtype=torch.int64)[None])
-    boxes = None if box is None else torch.as_tensor(box, dtype=torch.float32)[None] * scale.repeat(2)
-    sparse, dense = model.prompt_encoder(points=pts, boxes=boxes, masks=mask_input)
-    return model.mask_decoder(image_embeddings=emb.features, image_pe=model.prompt_encoder.get_dense_pe(),
-                              sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                              multimask_output=multimask)
+    mask = None if mask_input is None else mask_input[0, 0].detach().numpy()
+    return decode_prompts(model, [Prompt(points, labels, box, mask, multimask)], emb)
 
 
 def _losses(logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
