@@ -13,6 +13,7 @@ import argparse
 import json
 import platform
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -74,7 +75,10 @@ def main() -> None:
         rtt.append((time.perf_counter() - start) * 1e3)
         assert info["embedding_cached"], "the image embedding must be reused"
         decode.append(info["decode_ms"])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
     figures = {
+        "command": "python bench/click_latency.py " + " ".join(sys.argv[1:]), "git_commit": commit,
         "model": args.model, "image": image.name, "clicks": args.clicks,
         "first_request_encode_ms": first["encode_ms"],
         "click_to_mask_ms_median": round(float(np.median(rtt)), 1),
