@@ -101,6 +101,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--split", choices=["train", "test"], help="only pairs of this manifest split")
     p.add_argument("--limit", type=int, help="only the first N pairs (round-robin over datasets)")
     p.add_argument("--shard", help="i/n: run the i-th of n disjoint parts of the pairs (by image)")
+    p.add_argument("--backend", help="inference backend: auto (default: MEDSAM_BACKEND, else the fastest "
+                   "installed), openvino, onnxruntime or torch; masks agree (see bench/backends.py)")
     p.add_argument("--merge", action="store_true", help="merge shard outputs into benchmark.csv and exit")
     args = p.parse_args(argv)
     args.models = _names(args.models, REGISTRY, "model")
@@ -400,9 +402,12 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     pairs_done: set[str] = set()
     rows_written, failed, completed = 0, 0, False
     descriptors: dict[str, dict[str, float]] = {}
+    engines: set[str] = set()
     try:
         for name, model, work in plan:
-            runner = PairRunner(load_model(model), args.data, args.grid, descriptors)
+            predictor = load_model(model, backend=args.backend)
+            engines.add(predictor.engine.tag)
+            runner = PairRunner(predictor, args.data, args.grid, descriptors)
             for pair, todo in tqdm(work, desc=f"{model} {name}", unit="pair", dynamic_ncols=True):
                 try:
                     rows = runner.run(pair, todo)
@@ -425,6 +430,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
             "options": {"models": args.models, "strategies": args.strategies, "seeds": args.seeds,
                         "grid": args.grid, "limit": args.limit, "split": args.split,
+                        "backend": sorted(engines),
                         "shard": "/".join(map(str, args.shard)) if args.shard else None},
             "start": start.isoformat(timespec="seconds"),
             "end": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -2,7 +2,7 @@
 
 Each entry is the image encoder's output for one image (float32, 256 x 64 x 64, 4 MB) with the
 geometry needed to map prompts and masks, stored under ``$MEDSAM_CACHE/embeddings/<encoder>/``
-(default ``~/.cache/medsam/embeddings``) and keyed by a hash of the image content. Values are
+(default ``~/.cache/medsam/embeddings``) and keyed by a hash of the image content (one folder per encoder and backend). Values are
 stored exactly, so a cached embedding gives the same masks as a fresh one.
 """
 
@@ -29,8 +29,8 @@ def cache_root() -> Path:
 def features_for(predictor: Predictor, rgb: np.ndarray) -> Embedding:
     """The image's embedding from the disk cache, or encoded now and stored (atomically)."""
     rgb = as_rgb(rgb)
-    key = image_key(predictor.encoder_name, rgb)
-    path = cache_root() / predictor.encoder_name / f"{key.split(':')[1]}.npz"
+    key = image_key(predictor.embedding_name, rgb)
+    path = cache_root() / predictor.embedding_name / f"{key.split(':')[1]}.npz"
     if path.is_file():
         with np.load(path) as z:
             geo = Geometry(tuple(int(v) for v in z["original"]), tuple(int(v) for v in z["resized"]),
@@ -51,4 +51,4 @@ def encode_all(predictor: Predictor, images: Iterable[Path]) -> dict[Path, Embed
     """Embeddings for many image files (deduplicated), with a progress bar."""
     unique = list(dict.fromkeys(images))
     return {p: features_for(predictor, load_rgb(p))
-            for p in tqdm(unique, desc=f"{predictor.encoder_name} features", unit="img")}
+            for p in tqdm(unique, desc=f"{predictor.embedding_name} features", unit="img")}

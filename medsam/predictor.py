@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from .backends import Engine, make_engine, resolve
 from .errors import InputError
 from .models import LOW_RES, Geometry, ModelSpec, build_model, get_spec, model_info, REGISTRY
 
@@ -176,12 +177,17 @@ class Predictor:
     """Segment images with one model from point/box prompts."""
 
     def __init__(self, spec: ModelSpec, model: torch.nn.Module, cache: EmbeddingCache = CACHE,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", backend: str | None = None) -> None:
         self.spec = spec
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.engine: Engine = make_engine(self.model, spec.input_size, backend, self.device)
         self.cache = cache
         self._current: Embedding | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.engine.name
 
     @property
     def name(self) -> str:
@@ -192,16 +198,22 @@ class Predictor:
         """Models that share an image encoder (a base and its finetuned decoders) share embeddings."""
         return self.spec.base or self.spec.name
 
+    @property
+    def embedding_name(self) -> str:
+        """Cache name of this predictor's embeddings: the encoder, and the backend unless eager."""
+        tag = self.engine.tag
+        return self.encoder_name if tag == "torch" else f"{self.encoder_name}@{tag}"
+
     @torch.inference_mode()
     def set_image(self, image: np.ndarray) -> Embedding:
         """Encode an RGB uint8 image, or reuse its cached embedding; it becomes the current image."""
         rgb = as_rgb(image)
-        key = image_key(self.encoder_name, rgb)
+        key = image_key(self.embedding_name, rgb)
         emb = self.cache.get(key)
         if emb is None:
             start = time.perf_counter()
             x, geo = self.spec.preprocessing.image(rgb)
-            feats = self.model.image_encoder(x.to(self.device))
+            feats = self.engine.encode(x.to(self.device))
             emb = Embedding(key, feats, geo, (time.perf_counter() - start) * 1e3)
             self.cache.put(emb)
         else:
@@ -232,22 +244,19 @@ class Predictor:
         for idx in _groups(checked):
             start = time.perf_counter()
             low_res, scores = self.decode([checked[i] for i in idx], emb)
-            logits = self.spec.preprocessing.upscale(low_res, emb.geometry)
-            order = torch.argsort(scores, dim=1, descending=True)
+            order = torch.argsort(scores, dim=1, descending=True)  # sort before upscaling: cheaper
             low_res = torch.take_along_dim(low_res, order[..., None, None], dim=1)
-            logits = torch.take_along_dim(logits, order[..., None, None], dim=1)
             scores = torch.take_along_dim(scores, order, dim=1)
-            masks = (logits > 0).cpu().numpy()
+            masks = (self.spec.preprocessing.upscale(low_res, emb.geometry) > 0).cpu().numpy()
             ms = (time.perf_counter() - start) * 1e3 / len(idx)
             for j, i in enumerate(idx):
                 results[i] = Prediction(masks[j], scores[j].float().cpu().numpy(),
                                         low_res[j].float().cpu().numpy(), ms)
         return results  # type: ignore[return-value]
 
-    @torch.inference_mode()
     def decode(self, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
-        """``decode_prompts`` on this predictor's model, without autograd."""
-        return decode_prompts(self.model, prompts, emb)
+        """Checked prompts of one structure -> low-res logits and predicted IoU, on this backend."""
+        return self.engine.decode(prompts, emb)
 
 
 def decode_prompts(model: torch.nn.Module, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,16 +296,19 @@ _LOADED: dict[tuple[str, str], Predictor] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_model(name: str = "litemedsam", download: bool | None = None, device: str = "cpu") -> Predictor:
-    """Return a ready ``Predictor`` for a registered model (loaded once per process and device).
+def load_model(name: str = "litemedsam", download: bool | None = None, device: str = "cpu",
+               backend: str | None = None) -> Predictor:
+    """Return a ready ``Predictor`` for a registered model (loaded once per process, device and backend).
 
     ``download``: fetch a missing checkpoint (default: env MEDSAM_DOWNLOAD, or on a HF Space).
+    ``backend``: see ``medsam.backends.resolve`` (default: MEDSAM_BACKEND, else the fastest installed).
     """
     spec = get_spec(name)
+    engine = resolve(backend, device)
     with _LOAD_LOCK:
-        key = (name, str(device))
+        key = (name, str(device), engine)
         if key not in _LOADED or _LOADED[key].spec is not spec:
-            _LOADED[key] = Predictor(spec, build_model(spec, download), device=device)
+            _LOADED[key] = Predictor(spec, build_model(spec, download), device=device, backend=engine)
         return _LOADED[key]
 
 
