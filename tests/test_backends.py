@@ -1,0 +1,134 @@
+"""Backends: exported graphs (OpenVINO, ONNX Runtime) give the masks eager PyTorch gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from medsam import backends, load_model
+from medsam.errors import ModelUnavailableError
+from medsam.imaging import load_mask, load_rgb
+from medsam.metrics import dice
+from medsam.models import build_mobilesam, get_spec
+from medsam.predictor import Predictor, Prompt
+
+from conftest import build_tiny_sam, tiny_spec
+
+GRAPHS = ["openvino", "onnxruntime"]
+
+
+@pytest.fixture()
+def exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Exported graphs of random test models go to a temporary checkpoint folder."""
+    monkeypatch.setenv("MEDSAM_CHECKPOINTS", str(tmp_path))
+    return tmp_path / "exported"
+
+
+def test_resolve_prefers_the_fastest_and_obeys_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDSAM_BACKEND", raising=False)
+    assert backends.available() == ["openvino", "onnxruntime", "torch"]
+    assert backends.resolve() == "openvino"
+    assert backends.resolve(device="cuda") == "torch"
+    monkeypatch.setenv("MEDSAM_BACKEND", "onnxruntime")
+    assert backends.resolve() == "onnxruntime"
+    assert backends.resolve("torch") == "torch"
+    with pytest.raises(ModelUnavailableError, match="Unknown backend 'tensorrt'; choose one of auto"):
+        backends.resolve("tensorrt")
+
+
+def test_a_missing_backend_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends, "available", lambda: ["torch"])
+    with pytest.raises(ModelUnavailableError, match="pip install openvino"):
+        backends.resolve("openvino")
+    assert backends.resolve("auto") == "torch"
+
+
+def _prompts(h: int, w: int) -> list[list[Prompt]]:
+    """One group per prompt structure the predictor sends: points, box, both, mask input, 1 mask."""
+    rng = np.random.default_rng(0)
+    pts = lambda n: rng.uniform([0, 0], [w - 1, h - 1], (n, 2))  # noqa: E731
+    box = np.array([w * 0.2, h * 0.25, w * 0.7, h * 0.8])
+    logits = rng.normal(0, 3, (256, 256)).astype(np.float32)
+    groups = [[Prompt(pts(1), np.ones(1)) for _ in range(3)],
+              [Prompt(box=box + i) for i in range(4)],
+              [Prompt(pts(3), np.array([1.0, 0.0, 1.0]), box, multimask=False)],
+              [Prompt(pts(2), np.array([1.0, 0.0]), mask_input=logits, multimask=False) for _ in range(2)]]
+    return [[p.checked(h, w) for p in g] for g in groups]
+
+
+@pytest.mark.parametrize("backend", GRAPHS)
+def test_random_sam_vit_graphs_match_eager(backend: str, exports: Path, tmp_path: Path) -> None:
+    """SAM ViT-B/L/H share this architecture (only sizes differ): random weights, every prompt kind."""
+    eager = Predictor(tiny_spec(tmp_path), build_tiny_sam(), backend="torch")
+    graph = Predictor(tiny_spec(tmp_path), build_tiny_sam(), backend=backend)
+    assert graph.backend == backend and graph.embedding_name == f"tiny_sam@{backend}"
+    rgb = np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    e_emb, g_emb = eager.set_image(rgb), graph.set_image(rgb)
+    np.testing.assert_allclose(g_emb.features.numpy(), e_emb.features.numpy(), atol=1e-4, rtol=1e-3)
+    for group in _prompts(300, 400):
+        want, got = eager.decode(group, e_emb), graph.decode(group, e_emb)
+        for w, g in zip(want, got):
+            assert w.shape == g.shape
+            np.testing.assert_allclose(g.numpy(), w.numpy(), atol=1e-3, rtol=1e-3)
+    assert any(exports.glob("decoder-*/decoder.onnx")) and any(exports.glob("encoder-1024-*/encoder.onnx"))
+
+
+def test_mobilesam_graph_matches_eager(exports: Path) -> None:
+    torch.manual_seed(0)
+    model = build_mobilesam().eval()
+    engine = backends.make_engine(model, 1024, "onnxruntime")
+    x = torch.rand(1, 3, 1024, 1024)
+    with torch.inference_mode():
+        want = model.image_encoder(x)
+    np.testing.assert_allclose(engine.encode(x).numpy(), want.numpy(), atol=1e-3, rtol=1e-3)
+
+
+def test_exports_are_reused_and_keyed_by_weights(exports: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backends.export_graphs(build_tiny_sam(), 1024)
+    first = sorted(p.name for p in exports.iterdir())
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("exported again"))
+    backends.GraphEngine(build_tiny_sam(), 1024, "onnxruntime")  # same weights: files reused
+    assert sorted(p.name for p in exports.iterdir()) == first
+    other = build_tiny_sam()
+    with torch.no_grad():
+        other.mask_decoder.iou_prediction_head.layers[0].bias += 1
+    assert backends.weights_key(other.mask_decoder) != backends.weights_key(build_tiny_sam().mask_decoder)
+
+
+def test_a_failed_export_falls_back_to_eager_only_when_not_forced(exports: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(backends, "export_graphs", broken)
+    monkeypatch.delenv("MEDSAM_BACKEND", raising=False)
+    with pytest.warns(UserWarning, match="Using eager PyTorch: the openvino backend could not be prepared"):
+        assert backends.make_engine(build_tiny_sam(), 1024).name == "torch"
+    with pytest.raises(ModelUnavailableError, match="The onnxruntime backend could not be prepared: disk full"):
+        backends.make_engine(build_tiny_sam(), 1024, "onnxruntime")
+
+
+@pytest.mark.parametrize("backend", GRAPHS)
+def test_litemedsam_masks_match_eager_on_real_images(backend: str, manifest: pd.DataFrame,
+                                                     data_dir: Path) -> None:
+    """Issue 7 parity: mean DICE between backend and eager masks >= 0.99, box and point prompts."""
+    eager, graph = load_model("litemedsam", backend="torch"), load_model("litemedsam", backend=backend)
+    rows = manifest.groupby("modality").head(1).head(8)
+    agree = {"box": [], "points": []}
+    for _, row in rows.iterrows():
+        rgb, gt = load_rgb(data_dir / row["image"]), load_mask(data_dir / row["mask"]) > 0
+        ys, xs = np.nonzero(gt)
+        inside = np.stack([xs, ys], 1)[np.linspace(0, len(xs) - 1, 3).astype(int)]
+        prompts = {"box": dict(box=[xs.min(), ys.min(), xs.max(), ys.max()]),
+                   "points": dict(points=inside, labels=[1, 1, 1])}
+        e_emb, g_emb = eager.set_image(rgb), graph.set_image(rgb)
+        for kind, prompt in prompts.items():
+            a = eager.predict(embedding=e_emb, **prompt).masks[0]
+            b = graph.predict(embedding=g_emb, **prompt).masks[0]
+            agree[kind].append(dice(a, b) if a.any() or b.any() else 1.0)
+    assert len(agree["box"]) == 8
+    assert np.mean(agree["box"]) >= 0.99 and np.mean(agree["points"]) >= 0.99, agree
