@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -36,6 +37,42 @@ def _phantom(folder: Path) -> tuple[Path, list[int]]:
     return folder / "phantom.png", [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
 
 
+def start_app() -> str:
+    """Launch the app in this process on a free port; return its URL."""
+    from medsam.ui import build, launch_kwargs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _, url, _ = build().queue(default_concurrency_limit=1).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    return url
+
+
+def measure(url: str, image: Path, box: list[int], clicks: int = 30, model: str = "litemedsam") -> dict:
+    """Encode ``image`` once, then time ``clicks`` box + interior point requests through ``/segment``."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    call = lambda prompts: client.predict(handle_file(str(image)), json.dumps(prompts), model, None,  # noqa: E731
+                                          api_name="/segment")[1]
+    first = call({"box": box})
+    rng = np.random.default_rng(0)
+    x0, y0, x1, y1 = box
+    rtt, decode = [], []
+    for _ in range(clicks):
+        point = [[int(rng.integers(x0, x1 + 1)), int(rng.integers(y0, y1 + 1))]]
+        start = time.perf_counter()
+        info = call({"box": box, "points": point, "labels": [1]})
+        rtt.append((time.perf_counter() - start) * 1e3)
+        assert info["embedding_cached"], "the image embedding must be reused"
+        decode.append(info["decode_ms"])
+    return {"model": model, "image": image.name, "clicks": clicks, "first_request_encode_ms": first["encode_ms"],
+            "click_to_mask_ms_median": round(float(np.median(rtt)), 1),
+            "click_to_mask_ms_p95": round(float(np.percentile(rtt, 95)), 1),
+            "server_decode_ms_median": round(float(np.median(decode)), 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path)
@@ -48,44 +85,12 @@ def main() -> None:
 
     import tempfile
 
-    from gradio_client import Client, handle_file
-
-    tmp = Path(tempfile.mkdtemp())
-    image, box = (args.image, args.box) if args.image else _phantom(tmp)
-    url = args.url
-    if url is None:
-        from medsam.ui import build, launch_kwargs
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        _, url, _ = build().queue(default_concurrency_limit=1).launch(
-            server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
-    client = Client(url, verbose=False)
-    call = lambda prompts: client.predict(handle_file(str(image)), json.dumps(prompts), args.model, None,
-                                          api_name="/segment")[1]
-    first = call({"box": box})
-    rng = np.random.default_rng(0)
-    x0, y0, x1, y1 = box
-    rtt, decode = [], []
-    for _ in range(args.clicks):
-        point = [[int(rng.integers(x0, x1 + 1)), int(rng.integers(y0, y1 + 1))]]
-        start = time.perf_counter()
-        info = call({"box": box, "points": point, "labels": [1]})
-        rtt.append((time.perf_counter() - start) * 1e3)
-        assert info["embedding_cached"], "the image embedding must be reused"
-        decode.append(info["decode_ms"])
+    image, box = (args.image, args.box) if args.image else _phantom(Path(tempfile.mkdtemp()))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
-    figures = {
-        "command": "python bench/click_latency.py " + " ".join(sys.argv[1:]), "git_commit": commit,
-        "model": args.model, "image": image.name, "clicks": args.clicks,
-        "first_request_encode_ms": first["encode_ms"],
-        "click_to_mask_ms_median": round(float(np.median(rtt)), 1),
-        "click_to_mask_ms_p95": round(float(np.percentile(rtt, 95)), 1),
-        "server_decode_ms_median": round(float(np.median(decode)), 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()}".strip(),
-    }
+    figures = {"command": "python bench/click_latency.py " + " ".join(sys.argv[1:]), "git_commit": commit,
+               **measure(args.url or start_app(), image, box, args.clicks, args.model),
+               "machine": f"{platform.machine()} cpus={os.cpu_count()}"}
     print(json.dumps(figures, indent=2))
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")

@@ -103,6 +103,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--shard", help="i/n: run the i-th of n disjoint parts of the pairs (by image)")
     p.add_argument("--backend", help="inference backend: auto (default: MEDSAM_BACKEND, else the fastest "
                    "installed), openvino, onnxruntime or torch; masks agree (see bench/backends.py)")
+    p.add_argument("--report", action="store_true",
+                   help="print the per-strategy means, best/worst box targets and descriptor correlations of "
+                        "--out's benchmark.csv and exit")
     p.add_argument("--merge", action="store_true", help="merge shard outputs into benchmark.csv and exit")
     args = p.parse_args(argv)
     args.models = _names(args.models, REGISTRY, "model")
@@ -113,7 +116,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.shard = _shard(args.shard) if args.shard else None
     if args.out.exists() and not args.out.is_dir():
         p.error(f"the output path {args.out} is a file, not a folder")
-    if not args.merge:
+    if not (args.merge or args.report):
         if args.data is None:
             p.error("--data is required (the folder holding manifest.csv)")
         if not args.data.is_dir():
@@ -444,6 +447,17 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
         print("When all shards are finished, run with --out and --merge to build benchmark.csv.")
 
 
+def print_report(out: Path, models: Sequence[str]) -> None:
+    """Print ``dashboard.report`` for each model of ``out/benchmark.csv``."""
+    from .dashboard import report
+
+    path = out / "benchmark.csv"
+    if not path.is_file():
+        raise SystemExit(f"medsam.benchmark: There is no benchmark.csv in {out}.")
+    df = pd.read_csv(path)
+    print("\n\n".join(report(df, m) for m in models))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point; bad input exits with one plain sentence."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -453,6 +467,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.merge:
             merge(args.out)
+        elif args.report:
+            print_report(args.out, args.models)
         else:
             run(args, argv)
     except MedsamError as exc:  # e.g. a model whose checkpoint is not on this machine

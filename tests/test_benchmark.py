@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from medsam import benchmark
+from medsam import benchmark, load_model
 from medsam.prompts import STRATEGIES
 
 YY, XX = np.mgrid[:96, :128]
@@ -87,6 +87,14 @@ def test_summary_and_provenance(full_run: Path) -> None:
     run = json.loads((full_run / "provenance.json").read_text())["runs"][-1]
     assert run["pairs_done"] == 2 and run["completed"] and run["git_commit"]
     assert {"torch", "numpy", "medsam"} <= set(run["versions"]) and run["machine"]["cpu_count"]
+    assert run["options"]["backend"] == [load_model("litemedsam").engine.tag]
+
+
+def test_report_prints_the_table(full_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    benchmark.main(["--report", "--out", str(full_run)])
+    text = capsys.readouterr().out
+    assert text.startswith("litemedsam: 2 pairs, ") and "| box | 2 | " in text
+    assert "Spearman correlation of box DICE with:" in text
 
 
 def test_second_run_is_a_quick_no_op(full_run: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:

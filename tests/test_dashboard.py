@@ -316,3 +316,22 @@ def test_project_published_csv_labels_every_mapped_value() -> None:
     assert len(mapped) and mapped["series"].str.startswith("published: ").all()
     assert mapped["dice"].tolist() == pytest.approx((mapped["value"] / 100).tolist())
     assert {"box", "1 point", "5 points", "everything (grid)"} <= set(mapped["prompt"])
+
+
+def test_report_lists_means_extremes_and_correlations(raw: pd.DataFrame) -> None:
+    model = MODELS[0]
+    text = d.report(raw, model, top=2)
+    rows = raw[raw["model"] == model]
+    box = rows[rows["strategy"] == "box"]
+    per_pair = box.groupby("mask")["dice"].mean()
+    assert f"| box | {len(per_pair)} | {per_pair.mean():.3f} | " in text
+    oracle = rows[rows["strategy"] == "points_5pos"].groupby("mask")["dice_oracle"].mean().mean()
+    assert f"{oracle:.3f} |" in text.split("| points_5pos |")[1].splitlines()[0]
+    targets = box.groupby(["dataset", "object"])["dice"].mean().sort_values()
+    best, worst = targets.index[-1], targets.index[0]
+    assert f"2 best box targets (dataset / object: mean DICE, pairs): {best[0]} / {best[1]}: " \
+           f"{targets.iloc[-1]:.3f}" in text
+    assert f"2 worst box targets (dataset / object: mean DICE, pairs): {worst[0]} / {worst[1]}: " in text
+    rho = stats.spearmanr(box.groupby("mask")["boundary_complexity"].first()[per_pair.index], per_pair).statistic
+    assert f"boundary complexity P²/(4πA): ρ = {rho:.3f}" in text
+    assert d.report(raw, "no_such_model") == "No rows for no_such_model."

