@@ -2,9 +2,10 @@
 
 import argparse
 import logging
+import signal
 
 from medsam.examples import data_dir
-from medsam.ui import build, launch_kwargs
+from medsam.ui import build, launch_kwargs, queue_kwargs
 
 
 def main() -> None:
@@ -14,7 +15,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=None, help="port (default: 7860 or $GRADIO_SERVER_PORT)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    build(data_dir(args.data)).queue(default_concurrency_limit=1, max_size=64).launch(
+    # Stop on SIGTERM as on Ctrl+C: Gradio closes the server, then exit handlers delete temporary files.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    build(data_dir(args.data)).queue(**queue_kwargs()).launch(
         server_name=args.host, server_port=args.port, **launch_kwargs())
 
 

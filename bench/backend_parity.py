@@ -31,13 +31,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"))
     parser.add_argument("--model", default="litemedsam")
     parser.add_argument("--limit", type=int, help="only the first N pairs")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {','.join(VARIANTS)}")
     parser.add_argument("--work", type=Path, default=Path("~/.cache/medsam/parity").expanduser())
     parser.add_argument("--out", type=Path, default=REPO / "results" / "backend_parity.json")
     args = parser.parse_args()
     if args.data is None:
         parser.error("give --data (the benchmark folder) or set MEDSAM_DATA")
+    variants = args.variants.split(",")
+    if "torch" not in variants or not set(variants) <= set(VARIANTS):
+        parser.error(f"--variants must include torch and be among {', '.join(VARIANTS)}")
     means, counts = {}, {}
-    for variant, (backend, precision) in VARIANTS.items():
+    for variant in variants:
+        backend, precision = VARIANTS[variant]
         out = args.work / args.model / variant
         cmd = [sys.executable, "-m", "medsam.benchmark", "--data", str(args.data), "--out", str(out),
                "--models", args.model, "--strategies", STRATEGIES, "--backend", backend]

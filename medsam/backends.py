@@ -15,6 +15,7 @@ CPUs that support it (faster, less exact; the default ``f32`` matches eager PyTo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -41,6 +42,7 @@ _MODULES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "torch": "torc
 GRAPH_VERSION = "1"  # bump when the exported wrappers below change
 
 
+@functools.cache
 def available() -> list[str]:
     """Installed backends, fastest first."""
     return [b for b in BACKENDS if importlib.util.find_spec(_MODULES[b]) is not None]

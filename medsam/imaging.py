@@ -28,7 +28,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import tifffile
-from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+from nibabel.orientations import OrientationError, apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 from PIL import Image
@@ -39,6 +39,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from .errors import InputError, MedsamError
 
 __all__ = [
+    "MAX_ASPECT",
     "MAX_PIXELS",
     "MIN_SIDE",
     "VOLUME_FACTOR",
@@ -72,6 +73,8 @@ VOLUME_FACTOR = 20
 """A volume may hold at most VOLUME_FACTOR * MAX_PIXELS voxels."""
 MIN_SIDE = 8
 """Smallest accepted image side, in pixels."""
+MAX_ASPECT = 100
+"""Largest ratio of an image's longer side to its shorter one: models shrink the longer side to 256 or 1024 px."""
 BYTES_PER_VOXEL_CAP = 4
 """Raw files and decompressed NIfTI data are capped at this many bytes per allowed voxel."""
 
@@ -148,6 +151,7 @@ class Scan:
         h, w = plane.shape
         if min(h, w) < MIN_SIDE:
             raise InputError(f"This view is {w}x{h} pixels; it must be at least {MIN_SIDE}x{MIN_SIDE}.")
+        _check_aspect(w, h, "This view")
         return np.ascontiguousarray(plane)
 
     def place_slice(self, mask2d: np.ndarray, axis: int, index: int | None) -> np.ndarray:
@@ -403,10 +407,17 @@ def _check_axis(axis: int) -> int:
 def _check_image_size(width: int, height: int) -> None:
     if min(width, height) < MIN_SIDE:
         raise InputError(f"The image is {width}x{height} pixels; it must be at least {MIN_SIDE}x{MIN_SIDE}.")
+    _check_aspect(width, height, "The image")
     if width * height > MAX_PIXELS:
         raise InputError(
             f"The image is {width}x{height} pixels ({width * height:,}); the limit is {MAX_PIXELS:,} pixels."
         )
+
+
+def _check_aspect(width: int, height: int, what: str) -> None:
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InputError(f"{what} is {width}x{height} pixels; its longer side may be at most {MAX_ASPECT} times "
+                         f"its shorter side.")
 
 
 def _check_volume_size(shape: tuple[int, ...]) -> None:
@@ -522,7 +533,11 @@ def _load_dicom(raw: bytes, force: bool) -> Scan:
         rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
         frames = int(ds.get("NumberOfFrames") or 1)
         samples = int(ds.get("SamplesPerPixel") or 1)
-    except Exception as exc:  # pydicom raises InvalidDicomError, EOFError, struct.error, ValueError...
+        # pydicom parses elements on first access: read every tag used below here, where damage is caught.
+        modality = str(ds.get("Modality") or "").strip() or None
+        window = _dicom_window(ds)
+        photometric = ds.get("PhotometricInterpretation")
+    except Exception as exc:  # pydicom raises InvalidDicomError, EOFError, struct.error, NotImplementedError...
         raise InputError("The DICOM file is corrupt or unreadable.") from exc
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise InputError("The DICOM file has no pixel data.")
@@ -551,9 +566,7 @@ def _load_dicom(raw: bytes, force: bool) -> Scan:
         raise InputError(
             f"The DICOM pixel data (transfer syntax {syntax.name}) could not be decoded; the file may be corrupt."
         ) from exc
-    modality = str(ds.get("Modality") or "").strip() or None
-    window = _dicom_window(ds)
-    if samples == 1 and ds.get("PhotometricInterpretation") == "MONOCHROME1":
+    if samples == 1 and photometric == "MONOCHROME1":
         # Low values are white: invert within the data range and mirror the window level.
         flip = float(arr.min()) + float(arr.max())
         arr = flip - arr.astype(np.float64)
@@ -576,6 +589,8 @@ def _load_nifti(raw: bytes) -> Scan:
     stream = gzip.GzipFile(fileobj=io.BytesIO(raw)) if gzipped else io.BytesIO(raw)
     try:
         head = stream.read(348)
+        if len(head) < 348:
+            raise InputError("The NIfTI file is truncated.")
         header = nib.Nifti1Header.from_fileobj(io.BytesIO(head))
         if header["magic"] != b"n+1":
             raise InputError("Only single-file NIfTI-1 images (.nii, .nii.gz) are supported.")
@@ -602,6 +617,9 @@ def _load_nifti(raw: bytes) -> Scan:
         raise
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise InputError("The gzip file is truncated or corrupt.") from exc
+    except OrientationError as exc:  # e.g. an all-zero sform: no direction for some voxel axis
+        raise InputError("The NIfTI affine is degenerate (its voxel axes do not span 3D space), "
+                         "so the image cannot be oriented.") from exc
     except (HeaderDataError, ImageFileError, ValueError) as exc:
         raise InputError("The file is not a valid NIfTI-1 image.") from exc
     return Scan(

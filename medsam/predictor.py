@@ -60,16 +60,20 @@ class Prompt:
             lab = None if labels is None or len(labels) == 0 else np.asarray(labels, np.float64).reshape(-1)
             bx = None if box is None or len(box) == 0 else np.asarray(box, np.float64).reshape(4)
             mi = None if mask_input is None else np.asarray(mask_input, np.float32).reshape(LOW_RES, LOW_RES)
+        except OverflowError as exc:  # an integer too large for a float
+            raise InputError("Prompt coordinates must be finite numbers.") from exc
         except (TypeError, ValueError) as exc:
             raise InputError("Prompts must be numbers: points as [[x, y], ...], labels as [1, 0, ...], "
-                             "a box as [x0, y0, x1, y1] and a mask input of 256x256 logits.") from exc
+                             "a box as [x0, y0, x1, y1] and a mask input (Python API only) as the "
+                             "256x256 low-res logits of an earlier prediction.") from exc
         if pts is not None:
             if len(pts) > MAX_POINTS:
                 raise InputError(f"{len(pts)} points were given; at most {MAX_POINTS} are allowed per prompt.")
             if lab is None:
                 lab = np.ones(len(pts))
             if len(lab) != len(pts):
-                raise InputError(f"{len(pts)} points but {len(lab)} labels were given; give one label per point.")
+                raise InputError(f"{len(pts)} points but {len(lab)} "
+                                 f"{'label was' if len(lab) == 1 else 'labels were'} given; give one label per point.")
             if not np.isin(lab, (0, 1)).all():
                 raise InputError("Point labels must be 1 (object) or 0 (background).")
         elif lab is not None:
@@ -245,8 +249,8 @@ class Predictor:
             start = time.perf_counter()
             low_res, scores = self.decode([checked[i] for i in idx], emb)
             order = torch.argsort(scores, dim=1, descending=True)  # sort before upscaling: cheaper
-            low_res = torch.take_along_dim(low_res, order[..., None, None], dim=1)
-            scores = torch.take_along_dim(scores, order, dim=1)
+            rows = torch.arange(len(idx))[:, None]
+            low_res, scores = low_res[rows, order], scores[rows, order]
             masks = (self.spec.preprocessing.upscale(low_res, emb.geometry) > 0).cpu().numpy()
             ms = (time.perf_counter() - start) * 1e3 / len(idx)
             for j, i in enumerate(idx):

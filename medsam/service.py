@@ -6,9 +6,12 @@ an action to a new view. ``segment_files`` is the API endpoint's work: files in,
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,17 @@ from . import imaging
 from .errors import InputError, MedsamError
 from .metrics import segmentation_scores
 from .models import REGISTRY, get_spec
-from .predictor import Prediction, Prompt, list_models, load_model
+from .predictor import MAX_POINTS, Prediction, Prompt, list_models, load_model
 
 log = logging.getLogger(__name__)
 AXES = {"Axial": 2, "Coronal": 1, "Sagittal": 0}
 MODES = ("Positive point", "Negative point", "Box (2 clicks)")
+MAX_PROMPT_CHARS = 1_000_000
+"""Longest prompts JSON that ``segment_files`` parses; MAX_POINTS then bounds the points it may hold."""
+EXPORT_TTL_S = 600
+"""Exported masks are deleted after this many seconds (Gradio has copied what it serves by then)."""
 _EXPORT_DIR = Path(tempfile.mkdtemp(prefix="medsam-export-"))
+atexit.register(shutil.rmtree, _EXPORT_DIR, ignore_errors=True)
 
 
 @dataclass
@@ -177,6 +185,8 @@ class Session:
         h, w = self.rgb.shape[:2]
         if not (0 <= x < w and 0 <= y < h):
             raise InputError(f"The click ({x:g}, {y:g}) is outside the {w}x{h} image.")
+        if mode != MODES[2] and len(self.points) >= MAX_POINTS:
+            raise InputError(f"The prompt already has {MAX_POINTS} points, the most allowed; undo or clear some first.")
         if mode == MODES[2]:
             if self.corner is None:
                 self.corner = (x, y)
@@ -229,6 +239,7 @@ class Session:
         if not self.runs or self.runs[0].mask is None:
             raise InputError("There is no mask to export yet: add a prompt first.")
         mask = self.runs[0].mask
+        _prune_exports()
         folder = Path(tempfile.mkdtemp(dir=_EXPORT_DIR))
         stem = Path(self.filename).name.split(".")[0] or "image"
         files = [imaging.save_mask_png(mask, folder / f"{stem}_mask.png")]
@@ -238,19 +249,32 @@ class Session:
         return files
 
 
+def _prune_exports(max_age_s: float = EXPORT_TTL_S) -> None:
+    """Delete export folders older than ``max_age_s``, so that exports do not pile up on disk."""
+    cutoff = time.time() - max_age_s
+    for folder in _EXPORT_DIR.iterdir():
+        try:
+            if folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except FileNotFoundError:  # removed by a concurrent request
+            pass
+
 
 def segment_files(image: str | Path, prompts: str | dict, model: str = "litemedsam",
                   ground_truth: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """The API's ``segment``: an image file and JSON prompts -> mask PNG path and numbers.
 
     ``prompts`` is ``{"points": [[x, y], ...], "labels": [1, 0, ...], "box": [x0, y0, x1, y1]}``
-    in pixels of the image (for a volume: of its middle axial slice).
+    in pixels of the image (for a volume: of its middle axial slice). One request is one prompt: a box
+    and/or at most MAX_POINTS points. The mask PNG is deleted after EXPORT_TTL_S seconds.
     """
+    if isinstance(prompts, str) and len(prompts) > MAX_PROMPT_CHARS:
+        raise InputError(f"The prompts are {len(prompts):,} characters long; the limit is {MAX_PROMPT_CHARS:,}.")
     try:
         spec = json.loads(prompts) if isinstance(prompts, str) else dict(prompts)
         if not isinstance(spec, dict):
             raise ValueError
-    except ValueError as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         raise InputError('Prompts must be JSON like {"points": [[x, y]], "labels": [1], '
                          '"box": [x0, y0, x1, y1]}.') from exc
     unknown = set(spec) - {"points", "labels", "box", "multimask"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +26,9 @@ TABLE_COLUMNS = ["model", "dice", "iou", "hd95", "predicted_iou", "encode_ms", "
 INTRO = """# medsam: Segment Anything on medical images
 Load an image (or pick an example), click on an object, or choose **Box** and click two opposite corners;
 add positive/negative clicks to refine. Candidate masks, timings and, with a ground-truth mask, DICE are shown."""
+SERVER_ERROR = "Something went wrong on the server; the details were logged. Please try again."
+CACHE_CLEANUP = (900, 3600)
+"""Every 15 minutes, delete uploads and served outputs older than an hour (Blocks ``delete_cache``)."""
 
 
 def _safe(n_outputs: int) -> Callable:
@@ -38,7 +42,7 @@ def _safe(n_outputs: int) -> Callable:
                 message = str(exc)
             except Exception:  # noqa: BLE001 - anything else is a bug: log it, keep serving
                 log.exception("handler %s failed", fn.__name__)
-                message = "Something went wrong on the server; the details were logged. Please try again."
+                message = SERVER_ERROR
             gr.Warning(message)
             return (*[gr.skip()] * (n_outputs - 1), f"**Error:** {message}")
         return run
@@ -111,7 +115,7 @@ def _volume_controls(s: Session) -> tuple:
 def build(data: Path | None = None) -> gr.Blocks:
     """The whole app: Segment, Dashboard and About tabs plus the named API endpoints."""
     examples = one_per_modality(data) if data else []
-    with gr.Blocks(title="medsam", analytics_enabled=False) as demo:
+    with gr.Blocks(title="medsam", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Segment", id="segment"):
@@ -286,6 +290,9 @@ def _api() -> None:
             png, numbers = segment_files(image_path, prompt_json or "{}", model_name or "litemedsam", gt_path)
         except MedsamError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
+        except Exception:  # noqa: BLE001 - a bug: log it, answer with a plain sentence
+            log.exception("segment failed")
+            raise gr.Error(SERVER_ERROR, print_exception=False) from None
         return str(png), numbers
 
     button.click(segment, [image, prompts, model, ground_truth], [mask, info], api_name="segment")
@@ -338,6 +345,16 @@ Start-up {app["startup_s"]:.0f} s; resident memory after {app["images"]} images
 """
 
 
+def queue_kwargs() -> dict[str, Any]:
+    """Queue settings for a 2-core CPU host: one event at a time (each one already uses every core),
+    at most 64 waiting; more are refused with "queue is full" rather than piling up."""
+    return {"default_concurrency_limit": 1, "max_size": 64}
+
+
 def launch_kwargs() -> dict[str, Any]:
-    """Launch settings chosen deliberately for a 2-core CPU host."""
-    return {"max_file_size": "200mb", "show_error": False}
+    """Launch settings: uploads up to MEDSAM_MAX_UPLOAD_MB (default 200) megabytes; errors are our own plain
+    sentences, never Gradio's tracebacks."""
+    raw = os.environ.get("MEDSAM_MAX_UPLOAD_MB", "200")
+    if not raw.isdigit() or int(raw) == 0:
+        raise MedsamError(f"MEDSAM_MAX_UPLOAD_MB must be a positive whole number of megabytes, not {raw!r}.")
+    return {"max_file_size": f"{int(raw)}mb", "show_error": False}
