@@ -39,12 +39,12 @@ def _phantom(folder: Path) -> tuple[Path, list[int]]:
 
 def start_app() -> str:
     """Launch the app in this process on a free port; return its URL."""
-    from medsam.ui import build, launch_kwargs
+    from medsam.ui import build, launch_kwargs, queue_kwargs
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    _, url, _ = build().queue(default_concurrency_limit=1).launch(
+    _, url, _ = build().queue(**queue_kwargs()).launch(
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs())
     return url
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from medsam.examples import data_dir as configured_data
-from medsam.ui import build, launch_kwargs
+from medsam.ui import build, launch_kwargs, queue_kwargs
 
 from conftest import bomb_png
 
@@ -36,7 +36,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app_url():
-    demo = build(configured_data()).queue(default_concurrency_limit=1, max_size=64)
+    demo = build(configured_data()).queue(**queue_kwargs())
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
                             quiet=True, **launch_kwargs())
     yield url
