@@ -37,15 +37,14 @@ from .models import LOW_RES
 if TYPE_CHECKING:
     from .predictor import Embedding, Prompt
 
-BACKENDS = ("openvino", "onnxruntime", "torch")  # fastest first
-_MODULES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "torch": "torch"}
+BACKENDS = ("openvino", "onnxruntime", "torch")  # fastest first; each is also its module's name
 GRAPH_VERSION = "1"  # bump when the exported wrappers below change
 
 
 @functools.cache
 def available() -> list[str]:
     """Installed backends, fastest first."""
-    return [b for b in BACKENDS if importlib.util.find_spec(_MODULES[b]) is not None]
+    return [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
 
 
 def resolve(backend: str | None = None, device: str | torch.device = "cpu") -> str:
