@@ -55,6 +55,8 @@ def main() -> None:
         counts[variant] = int(rows["mask"].nunique())
     report = {
         "command": "python bench/backend_parity.py " + " ".join(sys.argv[1:]), "model": args.model,
+        "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                     text=True).stdout.strip(),
         "pairs": counts, "mean_dice": means, "tolerance": TOLERANCE,
         "difference_from_eager": {v: {s: round(m[s] - means["torch"][s], 4) for s in m} for v, m in means.items()},
     }
