@@ -1,9 +1,10 @@
 """Frozen-encoder features on disk, so benchmark runs and training encode each image only once.
 
 Each entry is the image encoder's output for one image (float32, 256 x 64 x 64, 4 MB) with the
-geometry needed to map prompts and masks, stored under ``$MEDSAM_CACHE/embeddings/<encoder>/``
-(default ``~/.cache/medsam/embeddings``) and keyed by a hash of the image content (one folder per encoder and backend). Values are
-stored exactly, so a cached embedding gives the same masks as a fresh one.
+geometry needed to map prompts and masks, stored under ``$MEDSAM_CACHE/embeddings/<name>/``
+(default ``~/.cache/medsam/embeddings``; ``<name>`` is ``Predictor.embedding_name``: the encoder, plus
+``@<backend>`` unless eager PyTorch) and keyed by a hash of the image content. Values are stored
+exactly, so a cached embedding gives the same masks as a fresh one on the same backend.
 """
 
 from __future__ import annotations
