@@ -3,6 +3,7 @@
     python -m medsam.benchmark --data DIR --models litemedsam --out results/ [--strategies a,b]
         [--seeds 3] [--grid 8] [--limit N] [--shard i/n]
     python -m medsam.benchmark --out results/ --merge
+    python -m medsam.benchmark --data DIR --out results/ --engine ray [--address ADDR] [--workers N]
 
 One CSV row per (model, pair, strategy, seed), appended to ``<out>/benchmark.csv`` (or
 ``benchmark.shard-i-of-n.csv``) as each pair finishes; rows already there are skipped, so an
@@ -11,7 +12,8 @@ per pair and pass): first the cheap point/box strategies, then ``interactive``, 
 so a run cut short still holds the main results for every pair. Pairs are visited round-robin over
 datasets (the pairs of one image together), so a partial or ``--limit`` run spans the datasets.
 The prompts of one strategy and seed on an image go to ``predict_batch`` together, at most
-``DECODE_BATCH`` per call; automatic masks are made once per image and grid.
+``DECODE_BATCH`` per call; automatic masks are made once per image and grid. ``--engine ray`` runs
+the same work on Ray actors (see ``medsam.distributed``) and gives the same rows.
 
 Row columns beyond the manifest's (dataset = dataset_id):
 - ``dice``: the deployable mask, i.e. per component the candidate the model scores highest, union;
@@ -54,7 +56,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, distributed
 from .automatic import generate
 from .embeddings import features_for
 from .errors import MedsamError
@@ -107,13 +109,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="print the per-strategy means, best/worst box targets and descriptor correlations of "
                         "--out's benchmark.csv and exit")
     p.add_argument("--merge", action="store_true", help="merge shard outputs into benchmark.csv and exit")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (this process) or ray (actors on a Ray instance; pip install -r requirements-ray.txt)")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else CPUs / --cpus-per-worker)")
+    p.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs (and threads) per Ray actor without GPUs")
+    p.add_argument("--block-size", type=int, default=4, help="images per Ray task (default 4)")
     args = p.parse_args(argv)
     args.models = _names(args.models, REGISTRY, "model")
     args.strategies = [s for s in STRATEGIES if s in _names(args.strategies, STRATEGIES, "strategy")]
-    for name, low in (("seeds", 1), ("grid", 1), ("limit", 1)):
+    for name, low in (("seeds", 1), ("grid", 1), ("limit", 1), ("workers", 1), ("cpus_per_worker", 1),
+                      ("block_size", 1)):
         if getattr(args, name) is not None and getattr(args, name) < low:
-            p.error(f"--{name} must be at least {low}")
+            p.error(f"--{name.replace('_', '-')} must be at least {low}")
     args.shard = _shard(args.shard) if args.shard else None
+    if args.engine == "ray" and args.shard:
+        p.error("--shard is for splitting local runs; --engine ray splits the work itself")
     if args.out.exists() and not args.out.is_dir():
         p.error(f"the output path {args.out} is a file, not a folder")
     if not (args.merge or args.report):
@@ -387,6 +398,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     csv_path, prov_path = output_paths(args.out, args.shard)
     args.out.mkdir(parents=True, exist_ok=True)
     done = done_keys({args.out / "benchmark.csv", csv_path})
+    if shards := distributed.shard_files(args.out):  # blocks a Ray run finished but did not fold in
+        done |= set(distributed.read_shards(shards, KEY).astype({"seed": int}).itertuples(index=False, name=None))
     plan = []  # (pass name, model, [(pair, todo)]) worked out before any model or image is loaded
     for name, kinds in PASSES:
         todo_units = units([s for s in args.strategies if STRATEGIES[s].kind in kinds], args.seeds)
@@ -396,32 +409,33 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
             if work:
                 plan.append((name, model, work))
     if not plan:
+        if shards:
+            print(f"Folded {distributed.fold_shards(args.out, KEY, append_rows)} rows of finished Ray blocks "
+                  f"into {csv_path}.")
         print(f"Nothing to do: all {len(pairs)} pairs are done in {csv_path}.")
         if not args.shard:
             write_summary(args.out)
         return
 
     start, t0, commit = datetime.now(timezone.utc), time.perf_counter(), git_commit(args.out)
-    pairs_done: set[str] = set()
-    rows_written, failed, completed = 0, 0, False
-    descriptors: dict[str, dict[str, float]] = {}
-    engines: set[str] = set()
+    stats = {"pairs_done": 0, "rows_written": 0, "pairs_failed": 0}
+    options: dict = {"engine": args.engine}
+    engines: set[str] = set()  # backend tags used
+    completed = False
     try:
-        for name, model, work in plan:
-            predictor = load_model(model, backend=args.backend)
-            engines.add(predictor.engine.tag)
-            runner = PairRunner(predictor, args.data, args.grid, descriptors)
-            for pair, todo in tqdm(work, desc=f"{model} {name}", unit="pair", dynamic_ncols=True):
-                try:
-                    rows = runner.run(pair, todo)
-                except MedsamError as exc:
-                    failed += 1
-                    tqdm.write(f"Skipped {pair['mask']}: {exc}")
-                    continue
-                append_rows(csv_path, rows)
-                rows_written += len(rows)
-                pairs_done.add(pair["mask"])
-        completed = True
+        if args.engine == "ray":
+            outcome = distributed.run_blocks(plan, args, COLUMNS)
+            distributed.fold_shards(args.out, KEY, append_rows)
+            stats = {"pairs_done": outcome.pairs, "rows_written": outcome.rows, "pairs_failed": outcome.failed_pairs}
+            engines.update(outcome.engines)
+            options |= {"workers": outcome.workers, "address": args.address,
+                        "cpus_per_worker": args.cpus_per_worker, "block_size": args.block_size}
+            completed = outcome.failed_blocks == 0
+            if outcome.failed_blocks:
+                print(f"{outcome.failed_blocks} block(s) failed (see above); run the same command again to redo them.")
+        else:
+            run_local(plan, args, csv_path, stats, engines)
+            completed = True
     except KeyboardInterrupt:
         raise SystemExit("Interrupted; run the same command again to resume.") from None
     finally:
@@ -433,18 +447,41 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
             "options": {"models": args.models, "strategies": args.strategies, "seeds": args.seeds,
                         "grid": args.grid, "limit": args.limit, "split": args.split,
-                        "backend": sorted(engines),
-                        "shard": "/".join(map(str, args.shard)) if args.shard else None},
+                        "shard": "/".join(map(str, args.shard)) if args.shard else None,
+                        "backend": sorted(engines), **options},
             "start": start.isoformat(timespec="seconds"),
             "end": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_s": round(time.perf_counter() - t0, 1), "completed": completed,
-            "pairs_done": len(pairs_done), "rows_written": rows_written, "pairs_failed": failed})
+            "wall_s": round(time.perf_counter() - t0, 1), "completed": completed, **stats})
         if not args.shard:
             write_summary(args.out)
-    print(f"Wrote {rows_written} rows for {len(pairs_done)} pairs to {csv_path}"
+    failed = stats["pairs_failed"]
+    print(f"Wrote {stats['rows_written']} rows for {stats['pairs_done']} pairs to {csv_path}"
           + (f"; {failed} pairs failed (see above) and will be retried next run." if failed else "."))
     if args.shard:
         print("When all shards are finished, run with --out and --merge to build benchmark.csv.")
+
+
+def run_local(plan: Sequence[tuple[str, str, list]], args: argparse.Namespace, csv_path: Path,
+              stats: dict[str, int], engines: set[str]) -> None:
+    """The plan in this process, pass by pass, appending each pair's rows as it finishes; updates
+    ``stats`` and ``engines`` as it goes, so an interrupted run still records its progress."""
+    descriptors: dict[str, dict[str, float]] = {}
+    pairs_done: set[str] = set()
+    for name, model, work in plan:
+        predictor = load_model(model, backend=args.backend)
+        engines.add(predictor.engine.tag)
+        runner = PairRunner(predictor, args.data, args.grid, descriptors)
+        for pair, todo in tqdm(work, desc=f"{model} {name}", unit="pair", dynamic_ncols=True):
+            try:
+                rows = runner.run(pair, todo)
+            except MedsamError as exc:
+                stats["pairs_failed"] += 1
+                tqdm.write(f"Skipped {pair['mask']}: {exc}")
+                continue
+            append_rows(csv_path, rows)
+            stats["rows_written"] += len(rows)
+            pairs_done.add(pair["mask"])
+            stats["pairs_done"] = len(pairs_done)
 
 
 def print_report(out: Path, models: Sequence[str]) -> None:

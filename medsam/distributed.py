@@ -1,0 +1,234 @@
+"""The benchmark on Ray (``python -m medsam.benchmark ... --engine ray [--address ADDR]``).
+
+The same work as the local engine, spread over Ray actors: the pairs still to do are cut into blocks
+of whole images; each actor holds one loaded model (one GPU per actor where the cluster has GPUs,
+``--cpus-per-worker`` CPUs otherwise), encodes each image of a block once and runs every strategy
+on it with the local engine's ``PairRunner``, so rows are identical. The driver writes each finished
+block as a parquet shard under ``<out>/ray-shards/`` and, when all blocks are done, folds the shards
+into ``<out>/benchmark.csv``. A crashed actor is restarted and its block retried (``MAX_RETRIES``),
+as is a block that hit an ``OSError`` (e.g. a network file system); a block that still fails is
+reported and redone by the next run, which skips everything already in shards or in the CSV.
+
+Workers read images from ``--data`` at the same path on every node (shared storage) and need medsam
+and its requirements installed (or the repository on ``PYTHONPATH``). Ray is optional: nothing else
+in medsam imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+from tqdm import tqdm
+
+from .errors import MedsamError
+
+SHARD_DIR = "ray-shards"
+MAX_RETRIES = 2  # actor restarts, and retries of a block whose actor died or raised OSError
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise MedsamError("Ray is not installed: pip install -r requirements-ray.txt, "
+                          "or leave out --engine ray to run locally.") from None
+    return ray
+
+
+# --- shards (no Ray needed) -----------------------------------------------------------------
+
+
+def shard_files(out: Path) -> list[Path]:
+    """Finished block shards not yet folded into benchmark.csv."""
+    return sorted((out / SHARD_DIR).glob("*.parquet"))
+
+
+def read_shards(paths: Sequence[Path], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p, columns=columns) for p in paths], ignore_index=True)
+
+
+def fold_shards(out: Path, key: Sequence[str], append_rows: Any) -> int:
+    """Append the shards' rows that benchmark.csv lacks to it, then delete the shards; returns rows added."""
+    paths = shard_files(out)
+    if not paths:
+        return 0
+    rows = read_shards(paths).drop_duplicates(list(key))
+    csv = out / "benchmark.csv"
+    if csv.is_file() and csv.stat().st_size:
+        have = pd.read_csv(csv, usecols=list(key), dtype={"seed": int})
+        rows = rows.merge(have, on=list(key), how="left", indicator=True)
+        rows = rows[rows.pop("_merge") == "left_only"]
+    if len(rows):
+        append_rows(csv, rows.to_dict("records"))
+    for path in paths:
+        path.unlink()
+    return len(rows)
+
+
+def _write_shard(out: Path, name: str, rows: list[dict], columns: Sequence[str]) -> None:
+    folder = out / SHARD_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.parquet.tmp"
+    pd.DataFrame(rows, columns=list(columns)).to_parquet(tmp, index=False)
+    os.replace(tmp, folder / f"{name}.parquet")  # a shard is either whole or absent
+
+
+# --- blocks ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Block:
+    """Pairs of whole images for one model, with the (strategy, seed) units each still needs."""
+
+    model: str
+    pairs: tuple[tuple[dict, tuple[tuple[str, int], ...]], ...]
+
+    @property
+    def name(self) -> str:
+        """Stable across runs for the same work: the shard's file name."""
+        text = json.dumps([self.model, [(p["mask"], todo) for p, todo in self.pairs]])
+        return f"{self.model}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+
+
+def make_blocks(plan: Sequence[tuple[str, str, list]], images_per_block: int) -> list[Block]:
+    """Regroup the local engine's plan (pass, model, [(pair, todo)]) into per-model blocks: each
+    pair's units of all passes together (one encode per image), ``images_per_block`` images each."""
+    per_model: dict[str, dict[str, tuple[dict, list]]] = {}
+    for _, model, work in plan:
+        pairs = per_model.setdefault(model, {})
+        for pair, todo in work:
+            pairs.setdefault(pair["mask"], (pair.to_dict(), []))[1].extend(todo)
+    blocks = []
+    for model, pairs in per_model.items():
+        by_image: dict[str, list] = {}
+        for pair, todo in pairs.values():
+            by_image.setdefault(pair["image"], []).append((pair, tuple(todo)))
+        images = list(by_image.values())
+        for i in range(0, len(images), images_per_block):
+            blocks.append(Block(model, tuple(p for img in images[i:i + images_per_block] for p in img)))
+    return blocks
+
+
+class BlockWorker:
+    """A Ray actor's state: one loaded model and a ``PairRunner`` over the data folder."""
+
+    def __init__(self, model: str, backend: str | None, device: str, data: str, grid: int,
+                 threads: int | None) -> None:
+        import torch
+
+        from .benchmark import PairRunner
+        from .predictor import load_model
+
+        if threads:
+            os.environ["MEDSAM_THREADS"] = str(threads)
+            torch.set_num_threads(threads)
+        self.predictor = load_model(model, device=device, backend=backend)
+        self.runner = PairRunner(self.predictor, Path(data), grid, {})
+
+    def engine_tag(self) -> str:
+        return self.predictor.engine.tag
+
+    def run_block(self, pairs: Sequence[tuple[dict, Sequence[tuple[str, int]]]]) -> tuple[list[dict], list[str]]:
+        """Rows of every pair, and 'mask: reason' for pairs that were bad input (skipped, as locally)."""
+        rows, failed = [], []
+        for pair, todo in pairs:
+            try:
+                rows += self.runner.run(pair, list(todo))
+            except MedsamError as exc:
+                failed.append(f"{pair['mask']}: {exc}")
+        return rows, failed
+
+
+# --- the driver -----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    rows: int = 0
+    pairs: int = 0
+    failed_pairs: int = 0
+    failed_blocks: int = 0
+    workers: int = 0
+    engines: tuple[str, ...] = ()
+
+
+def _start(ray: Any, address: str | None) -> None:
+    if ray.is_initialized():
+        return
+    # A new local instance gets this checkout on its workers' path; a cluster's nodes have medsam installed.
+    env = None if address else {"env_vars": {"PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}}
+    ray.init(address=address, runtime_env=env, include_dashboard=False, log_to_driver=False)
+
+
+def worker_resources(ray: Any, args: argparse.Namespace) -> tuple[int, dict, str]:
+    """(workers, actor resources, device): one GPU each where the cluster has GPUs, else CPUs."""
+    total = ray.cluster_resources()
+    gpus = int(total.get("GPU", 0))
+    if gpus:
+        return args.workers or gpus, {"num_gpus": 1, "num_cpus": 1}, "cuda"
+    cpus = args.cpus_per_worker
+    return args.workers or max(1, int(total.get("CPU", 1)) // cpus), {"num_cpus": cpus}, "cpu"
+
+
+def run_blocks(plan: Sequence[tuple[str, str, list]], args: argparse.Namespace, columns: Sequence[str]) -> Outcome:
+    """Run the plan on Ray; every finished block is written to a shard as it arrives."""
+    ray = _ray()
+    _start(ray, args.address)
+    workers, resources, device = worker_resources(ray, args)
+    done = {p.stem for p in shard_files(args.out)}
+    blocks = [b for b in make_blocks(plan, args.block_size) if b.name not in done]
+    outcome = Outcome()
+    actor_class = ray.remote(max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES, **resources)(BlockWorker)
+    threads = None if device == "cuda" else resources["num_cpus"]
+    engines: set[str] = set()
+    for model in dict.fromkeys(b.model for b in blocks):
+        todo = [b for b in blocks if b.model == model]
+        actors = [actor_class.remote(model, args.backend, device, str(args.data.resolve()), args.grid, threads)
+                  for _ in range(min(workers, len(todo)))]
+        outcome.workers = max(outcome.workers, len(actors))
+        bar = tqdm(total=sum(len(b.pairs) for b in todo), desc=f"{model} ray ({len(actors)} workers)",
+                   unit="pair", dynamic_ncols=True)
+        pending: dict[Any, tuple[Any, Block]] = {}
+        idle = list(actors)
+        while todo or pending:
+            while idle and todo:
+                actor, block = idle.pop(), todo.pop(0)
+                ref = actor.run_block.options(retry_exceptions=[OSError]).remote(block.pairs)
+                pending[ref] = (actor, block)
+            if not pending:  # every actor is gone: the rest waits for the next run
+                outcome.failed_blocks += len(todo)
+                break
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            actor, block = pending.pop(ref)
+            try:
+                rows, failed = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                outcome.failed_blocks += 1
+                tqdm.write(f"A block of {len(block.pairs)} pairs failed after {MAX_RETRIES} retries "
+                           f"({type(exc).__name__}); the next run redoes it.")
+                if not isinstance(exc, ray.exceptions.RayActorError):
+                    idle.append(actor)
+            else:
+                _write_shard(args.out, block.name, rows, columns)
+                for reason in failed:
+                    tqdm.write(f"Skipped {reason}")
+                outcome.rows += len(rows)
+                outcome.pairs += len(block.pairs) - len(failed)
+                outcome.failed_pairs += len(failed)
+                idle.append(actor)
+            bar.update(len(block.pairs))
+        bar.close()
+        engines.update(ray.get([a.engine_tag.remote() for a in idle]))
+        for actor in actors:
+            ray.kill(actor)
+    outcome.engines = tuple(sorted(engines))
+    return outcome

@@ -1,0 +1,98 @@
+"""``--engine ray``: same rows as the local engine, resumable shards, and Ray stays optional."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_benchmark import make_data
+
+from medsam import benchmark, distributed
+
+ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
+
+REPO = Path(__file__).resolve().parents[1]
+TIMINGS = ["encode_ms", "decode_ms", "wall_ms"]
+# Eager PyTorch so both engines run the same kernels; three seeds-worth of random strategies is slow.
+ARGS = ["--models", "litemedsam", "--grid", "4", "--seeds", "2", "--backend", "torch"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_data(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def local_rows(data: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("local")
+    benchmark.main(["--data", str(data), "--out", str(out), *ARGS])
+    return pd.read_csv(out / "benchmark.csv")
+
+
+@pytest.fixture(scope="module")
+def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A local Ray instance with 2 CPUs; workers use the tests' embedding cache and this checkout."""
+    cache = tmp_path_factory.getbasetemp() / "medsam-cache"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"MEDSAM_CACHE": str(cache), "PYTHONPATH": str(REPO)}})
+    yield
+    ray.shutdown()
+
+
+def same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    a, b = (df.drop(columns=TIMINGS).sort_values(benchmark.KEY).reset_index(drop=True) for df in (a, b))
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=0, atol=1e-6)
+
+
+def test_ray_engine_gives_the_local_rows(ray_instance: None, local_rows: pd.DataFrame, data: Path,
+                                         tmp_path: Path) -> None:
+    benchmark.main(["--data", str(data), "--out", str(tmp_path), *ARGS, "--engine", "ray", "--block-size", "1"])
+    same_rows(pd.read_csv(tmp_path / "benchmark.csv"), local_rows)
+    assert not distributed.shard_files(tmp_path)
+    run = json.loads((tmp_path / "provenance.json").read_text())["runs"][-1]
+    assert run["completed"] and run["pairs_done"] == 2 and run["rows_written"] == len(local_rows)
+    assert run["options"]["engine"] == "ray" and run["options"]["workers"] == 2
+    assert run["options"]["backend"] == ["torch"]
+
+
+def test_rerun_redoes_only_blocks_without_a_shard(ray_instance: None, local_rows: pd.DataFrame, data: Path,
+                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def killed(*_: object) -> None:  # the driver dies after the blocks finished, before folding them in
+        raise KeyboardInterrupt
+
+    args = ["--data", str(data), "--out", str(tmp_path), *ARGS, "--engine", "ray", "--block-size", "1"]
+    with monkeypatch.context() as m:
+        m.setattr(distributed, "fold_shards", killed)
+        with pytest.raises(SystemExit, match="Interrupted"):
+            benchmark.main(args)
+    shards = distributed.shard_files(tmp_path)
+    assert len(shards) == 2 and not (tmp_path / "benchmark.csv").exists()
+    lost = len(pd.read_parquet(shards[0]))
+    shards[0].unlink()
+    benchmark.main(args)  # one block is redone, the other shard is folded in as it is
+    assert json.loads((tmp_path / "provenance.json").read_text())["runs"][-1]["rows_written"] == lost
+    same_rows(pd.read_csv(tmp_path / "benchmark.csv"), local_rows)
+    assert not distributed.shard_files(tmp_path)
+
+
+def test_without_ray_the_app_and_local_runner_work(data: Path, tmp_path: Path) -> None:
+    code = f"""
+import sys
+sys.modules["ray"] = None  # as if Ray were not installed
+import app
+from medsam import benchmark
+args = ["--data", {str(data)!r}, "--out", {str(tmp_path)!r}, "--strategies", "box", "--limit", "1"]
+benchmark.main(args)
+try:
+    benchmark.main(args[:2] + ["--out", {str(tmp_path / 'ray')!r}, "--engine", "ray"])
+except SystemExit as exc:
+    print("EXIT:", exc)
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(pd.read_csv(tmp_path / "benchmark.csv")) == 1
+    assert "EXIT: medsam.benchmark: Ray is not installed: pip install -r requirements-ray.txt" in done.stdout
