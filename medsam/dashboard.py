@@ -129,6 +129,23 @@ def choices(df: pd.DataFrame, column: str) -> list[str]:
     return _strategy_order(values) if column == "strategy" else sorted(values)
 
 
+def coverage_note(df: pd.DataFrame) -> str:
+    """A warning when the selected models were run on different pairs (e.g. a finetuned model on the
+    test split only), naming the split(s) that would put them on the same pairs; else ""."""
+    if df.empty or df["model"].nunique() < 2:
+        return ""
+    per_model = df.groupby("model", observed=True)
+    pairs = per_model["mask"].agg(lambda s: frozenset(s.unique()))
+    if pairs.nunique() == 1:
+        return ""
+    counts = ", ".join(f"{m} {len(p):,}" for m, p in pairs.items())
+    shared = sorted(set.intersection(*per_model["split"].agg(lambda s: set(s.unique().astype(str)))))
+    common = df[df["split"].isin(shared)].groupby("model", observed=True)["mask"].agg(lambda s: frozenset(s.unique()))
+    how = (f"select Splits = {', '.join(shared)} to compare them on the same pairs"
+           if shared and common.nunique() == 1 else "their means are not directly comparable")
+    return f"The selected models were run on different pairs ({counts}): {how}."
+
+
 def pair_means(df: pd.DataFrame, values: Sequence[str] = ("dice",)) -> pd.DataFrame:
     """One row per (model, strategy, pair): ``values`` averaged over seeds, pair columns kept."""
     keep = [c for c in ("dataset", "modality", "object", "split", "image", *(d for d, _, _ in DESCRIPTORS))

@@ -10,7 +10,8 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from .dashboard import FILTER_COLUMNS, build_figures, choices, fig_descriptors, filter_rows, load_results
+from .dashboard import (FILTER_COLUMNS, build_figures, choices, coverage_note, fig_descriptors, filter_rows,
+                        load_results)
 
 TABLE_ROWS = 200
 TABLE_COLUMNS = ["model", "dataset", "modality", "object", "split", "strategy", "seed", "dice", "dice_oracle", "iou",
@@ -82,8 +83,9 @@ def _intro(folder: Path, n_rows: int) -> str:
 
 
 def _summary(rows: pd.DataFrame) -> str:
+    note = coverage_note(rows)
     return (f"**Selected:** {len(rows):,} rows, {rows['mask'].nunique():,} pairs, {rows['model'].nunique()} "
-            f"model(s), {rows['strategy'].nunique()} strategies.")
+            f"model(s), {rows['strategy'].nunique()} strategies." + (f" **Note:** {note}" if note else ""))
 
 
 def _table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -335,3 +335,18 @@ def test_report_lists_means_extremes_and_correlations(raw: pd.DataFrame) -> None
     rho = stats.spearmanr(box.groupby("mask")["boundary_complexity"].first()[per_pair.index], per_pair).statistic
     assert f"boundary complexity P²/(4πA): ρ = {rho:.3f}" in text
     assert d.report(raw, "no_such_model") == "No rows for no_such_model."
+
+
+def test_coverage_note_names_the_split_that_aligns_the_models() -> None:
+    rows = make_rows()
+    assert d.coverage_note(rows) == ""  # both models on every pair
+    # The second model on the test split only, as a finetuned model is (its training pairs excluded).
+    partial = rows[(rows["model"] == MODELS[0]) | (rows["split"] == "test")]
+    n_test = rows.loc[rows["split"] == "test", "mask"].nunique()
+    assert d.coverage_note(partial) == (
+        f"The selected models were run on different pairs ({MODELS[0]} {len(TARGETS) * PAIRS}, {MODELS[1]} {n_test}): "
+        "select Splits = test to compare them on the same pairs.")
+    assert d.coverage_note(partial[partial["split"] == "test"]) == ""
+    # No split puts them on the same pairs: say so instead of suggesting one.
+    disjoint = rows[(rows["model"] == MODELS[0]) ^ (rows["dataset"] == "ct_ds")]
+    assert d.coverage_note(disjoint).endswith("their means are not directly comparable.")
