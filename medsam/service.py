@@ -7,6 +7,7 @@ an action to a new view. ``segment_files`` is the API endpoint's work: files in,
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import shutil
@@ -20,7 +21,8 @@ import numpy as np
 
 from . import imaging
 from .errors import InputError, MedsamError
-from .metrics import segmentation_scores
+from .finetune import heads
+from .metrics import dice, segmentation_scores
 from .models import REGISTRY, get_spec
 from .predictor import MAX_POINTS, Prediction, Prompt, list_models, load_model
 
@@ -93,6 +95,27 @@ def run_model(model: str, rgb: np.ndarray, prompt: Prompt, gt: np.ndarray | None
     run = ModelRun(model, pred, 0, emb.encode_ms, emb.cached)
     score(run, gt)
     return run
+
+
+@functools.lru_cache(maxsize=8)
+def _saved_head(path: Path, mtime: float) -> heads.SavedHead:
+    return heads.load_head(path)
+
+
+def segment_with_head(path: Path, rgb: np.ndarray, gt: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """Prompt-free segmentation with a saved AutoSAM-style head: a label map (0 background, i for
+    the head's i-th class) and one sentence (classes, areas, DICE against ``gt``, time)."""
+    saved = _saved_head(Path(path), Path(path).stat().st_mtime)
+    start = time.perf_counter()
+    masks = heads.predict_head(saved.model, saved.kind, rgb, load_model(heads.ENCODER))
+    ms = (time.perf_counter() - start) * 1e3
+    labels = np.zeros(rgb.shape[:2], np.int32)
+    for i, mask in enumerate(masks, 1):
+        labels[mask] = i
+    found = "; ".join(f"{c}: {m.mean():.1%} of the image" + (f", DICE {dice(m, gt):.3f}" if gt is not None else "")
+                      for c, m in zip(saved.classes, masks))
+    trained = f", trained on {saved.trained_on}" if saved.trained_on else ""
+    return labels, f"Prompt-free {saved.kind} head{trained}: {found} ({ms:.0f} ms)."
 
 
 def score(run: ModelRun, gt: np.ndarray | None) -> None:

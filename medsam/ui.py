@@ -17,7 +17,8 @@ from .dashboard_tab import build_dashboard_tab
 from .examples import Example, one_per_modality
 from .models import REGISTRY
 from .predictor import list_models, load_model
-from .service import AXES, MODES, Session, model_choices, prompt_advice, segment_files
+from .finetune import heads
+from .service import AXES, MODES, Session, model_choices, prompt_advice, segment_files, segment_with_head
 
 log = logging.getLogger(__name__)
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -27,6 +28,8 @@ INTRO = """# medsam: Segment Anything on medical images
 Load an image (or pick an example), click on an object, or choose **Box** and click two opposite corners;
 add positive/negative clicks to refine. Candidate masks, timings and, with a ground-truth mask, DICE are shown."""
 SERVER_ERROR = "Something went wrong on the server; the details were logged. Please try again."
+HEADS_HOWTO = ("train one with `python -m medsam.finetune heads --data DIR --datasets hc18 --save` "
+               f"(saved to {heads.heads_dir()}) and restart the app.")
 CACHE_CLEANUP = (900, 3600)
 """Every 15 minutes, delete uploads and served outputs older than an hour (Blocks ``delete_cache``)."""
 
@@ -153,6 +156,11 @@ def _segment_tab(examples: list[Example]) -> None:
                 undo = gr.Button("Undo")
                 clear = gr.Button("Clear")
             everything = gr.Button("Everything mode (automatic masks)")
+            found_heads = heads.find_heads()
+            head = gr.Dropdown(list(found_heads), value=next(iter(found_heads), None),
+                               label="Prompt-free head (AutoSAM-style, one dataset's classes)", elem_id="head",
+                               info=None if found_heads else f"None saved yet: {HEADS_HOWTO}")
+            head_button = gr.Button("Segment with the head (no prompts)", elem_id="head-run")
             export = gr.Button("Export mask", variant="primary")
         with gr.Column(scale=2):
             status = gr.Markdown("Load an image or pick an example to start.", elem_id="status")
@@ -164,6 +172,8 @@ def _segment_tab(examples: list[Example]) -> None:
                                     height=220, allow_preview=False, elem_id="candidates")
             table = gr.Dataframe(headers=TABLE_COLUMNS, label="Numbers", interactive=False, elem_id="numbers")
             auto_view = gr.Image(label="Everything mode: automatic masks", interactive=False, visible=False)
+            head_view = gr.Image(label="Prompt-free head: its classes", interactive=False, visible=False,
+                                 elem_id="head-view")
             files = gr.File(label="Exported mask", file_count="multiple", interactive=False)
 
     view_out = [canvas, canvas_b, candidates, table, files, status]
@@ -247,6 +257,15 @@ def _segment_tab(examples: list[Example]) -> None:
             note += " None passed the quality filters (box-only models rarely produce any)."
         return gr.update(value=visualize.label_colors(labels, s.rgb), visible=True), note
 
+    @_safe(2)
+    def on_head(s: Session | None, label: str | None):
+        if s is None or s.rgb is None:
+            raise MedsamError("Load an image first.")
+        if not label:
+            raise MedsamError(f"No prompt-free head is saved on this machine: {HEADS_HOWTO}")
+        labels, note = segment_with_head(found_heads[label], s.rgb, s.gt)
+        return gr.update(value=visualize.label_colors(labels, s.rgb), visible=True), note
+
     upload.change(on_upload, [upload, *model_in], [session, *controls_out, *view_out], **private)
     if examples:
         example.input(on_example, [example, *model_in], [session, gt_upload, *controls_out, *view_out], **private)
@@ -267,6 +286,7 @@ def _segment_tab(examples: list[Example]) -> None:
         trigger(on_edit, [session, *model_in], [session, *view_out], **private)
     export.click(on_export, session, [files, status], **private)
     everything.click(on_everything, [session, model], [auto_view, status], **private)
+    head_button.click(on_head, [session, head], [head_view, status], **private)
 
 
 def _api() -> None:

@@ -151,6 +151,23 @@ def test_browser_example_with_ground_truth(page) -> None:
     assert 0.0 <= float(status.split("DICE")[1].split()[0]) <= 1.0
 
 
+def test_browser_prompt_free_head(page, phantom_files) -> None:
+    image, mask, _ = phantom_files
+    page.reload()
+    page.wait_for_selector("#canvas")
+    page.locator("#upload input[type=file]").set_input_files(str(image))
+    _wait_status(page, "Add a prompt")
+    page.locator("#gt_upload input[type=file]").set_input_files(str(mask))
+    page.locator("#gt_upload").get_by_text(mask.name).wait_for()  # uploaded; its event runs before the next
+    page.locator("#head input").click()
+    page.get_by_role("option").filter(has_text="hc18: linear head").click()
+    page.locator("#head-run").click()
+    status = _wait_status(page, "Prompt-free linear head")
+    assert "trained on the 20 training images of hc18" in status
+    assert 0.0 <= float(status.split("DICE")[1].split()[0].rstrip("(")) <= 1.0  # a fetal-head head on a phantom
+    page.wait_for_selector("#head-view img")
+
+
 def test_browser_dashboard_renders(page) -> None:
     page.reload()
     page.wait_for_selector("#canvas")

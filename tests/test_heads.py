@@ -122,10 +122,11 @@ def test_save_load_round_trip_and_predict(kind: str, items: dict[str, list[heads
                                           tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = heads.build_head(kind, 2).eval()
-    path = heads.save_head(model, kind, ["cell", "nucleus"], tmp_path / "head.pt")
-    assert set(torch.load(path, weights_only=True)) == {"kind", "classes", "encoder", "state_dict"}
-    loaded, loaded_kind, classes = heads.load_head(path)
-    assert (loaded_kind, classes) == (kind, ["cell", "nucleus"])
+    path = heads.save_head(model, kind, ["cell", "nucleus"], tmp_path / "head.pt", "two images")
+    assert set(torch.load(path, weights_only=True)) == {"kind", "classes", "encoder", "trained_on", "state_dict"}
+    saved = heads.load_head(path)
+    loaded = saved.model
+    assert (saved.kind, saved.classes, saved.trained_on) == (kind, ["cell", "nucleus"], "two images")
     x = heads._inputs(kind, items["test"])
     with torch.inference_mode():
         assert torch.equal(model(x), loaded(x))
@@ -166,6 +167,19 @@ def test_label_efficiency_cli_writes_rows_and_resumes(data: Path, tmp_path: Path
     runs = json.loads((out / "label_efficiency_provenance.json").read_text())["runs"]
     assert [r["rows_written"] for r in runs] == [32, 0, 2] and runs[0]["completed"]
     assert {"command", "git_commit", "versions", "machine", "wall_s"} <= set(runs[0])
+
+
+def test_save_trains_on_all_images_and_the_app_finds_the_heads(data: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDSAM_CHECKPOINTS", str(tmp_path / "ckpt"))
+    heads.main(["--data", str(data), "--datasets", "cells", "--heads", "cnn,linear", "--steps", "3", "--save"])
+    assert sorted(p.name for p in heads.heads_dir().iterdir()) == ["cells-cnn.pt", "cells-linear.pt"]
+    found = heads.find_heads()
+    assert found["cells: linear head"] == heads.heads_dir() / "cells-linear.pt"
+    saved = heads.load_head(found["cells: cnn head"])
+    assert saved.kind == "cnn" and saved.classes == ["cell", "nucleus"]
+    assert saved.trained_on == "the 2 training images of cells (3 steps)"
+    assert not list(tmp_path.glob("**/label_efficiency*"))  # no study
 
 
 @pytest.mark.parametrize("args, message", [

@@ -20,6 +20,12 @@ trains every head on k labelled training images (draw d: the first k of a seeded
 draw's subsets are nested) and writes one row per (dataset, head, k, draw, class) to
 ``<out>/label_efficiency.csv`` (rows already there are skipped), and a run record to
 ``<out>/label_efficiency_provenance.json``.
+
+    python -m medsam.finetune heads --data DIR --datasets hc18 --heads decoder,cnn,linear --save [FOLDER]
+
+instead trains each head once on all of a dataset's training images and saves it as
+``FOLDER/<dataset>-<head>.pt`` (default ``<checkpoint dir>/heads``), where the app finds it
+(:func:`find_heads`) for prompt-free segmentation.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..benchmark import git_commit, record_run
+from ..checkpoints import checkpoint_dir
 from ..embeddings import features_for
 from ..errors import InputError, MedsamError
 from ..imaging import load_mask, load_rgb
@@ -323,24 +330,55 @@ def predict_head(model: nn.Module, kind: str, rgb: np.ndarray, predictor: Predic
     return (_logits(model.eval(), x, geo)[0] > 0).numpy()
 
 
-def save_head(model: nn.Module, kind: str, classes: Sequence[str], path: str | os.PathLike) -> Path:
-    """Write the weights and metadata as one file that loads with ``torch.load(weights_only=True)``."""
+SHIPPED_HEADS = Path(__file__).resolve().parents[1] / "weights" / "heads"
+
+
+def heads_dir() -> Path:
+    """Where ``--save`` writes heads by default and the app looks first."""
+    return checkpoint_dir() / "heads"
+
+
+def find_heads() -> dict[str, Path]:
+    """Saved heads by label "<dataset>: <head> head", from ``heads_dir()`` then the shipped ones."""
+    found: dict[str, Path] = {}
+    for folder in (heads_dir(), SHIPPED_HEADS):
+        for path in sorted(folder.glob("*-*.pt")):
+            dataset, kind = path.stem.rsplit("-", 1)
+            if kind in HEADS:
+                found.setdefault(f"{dataset}: {kind} head", path)
+    return found
+
+
+def save_head(model: nn.Module, kind: str, classes: Sequence[str], path: str | os.PathLike,
+              trained_on: str = "") -> Path:
+    """Write the weights and metadata as one file that loads with ``torch.load(weights_only=True)``;
+    ``trained_on`` says in words what it was trained on (shown in the app)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"kind": kind, "classes": list(classes), "encoder": ENCODER,
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
+    tmp = path.with_name(f".{path.name}.part")
+    torch.save({"kind": kind, "classes": list(classes), "encoder": ENCODER, "trained_on": trained_on,
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, tmp)
+    tmp.replace(path)
     return path
 
 
-def load_head(path: str | os.PathLike) -> tuple[nn.Module, str, list[str]]:
-    """Read a head written by :func:`save_head`: (model in eval mode, kind, classes)."""
+@dataclass(frozen=True)
+class SavedHead:
+    model: nn.Module
+    kind: str
+    classes: list[str]
+    trained_on: str
+
+
+def load_head(path: str | os.PathLike) -> SavedHead:
+    """Read a head written by :func:`save_head` (model in eval mode)."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         model = build_head(saved["kind"], len(saved["classes"]))
         model.load_state_dict(saved["state_dict"])
-    except (OSError, RuntimeError, KeyError, TypeError) as exc:
+    except (OSError, RuntimeError, KeyError, TypeError, EOFError, ValueError, MedsamError) as exc:
         raise MedsamError(f"{Path(path).name} is not a head written by save_head.") from exc
-    return model.eval(), saved["kind"], list(saved["classes"])
+    return SavedHead(model.eval(), saved["kind"], list(saved["classes"]), str(saved.get("trained_on", "")))
 
 
 # --- the label-efficiency study -------------------------------------------------------------
@@ -377,7 +415,6 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = _Parser(prog="python -m medsam.finetune heads", description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv and the files it names")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created; resumed if present)")
     p.add_argument("--datasets", default=DATASETS, help=f"comma-separated dataset ids (default {DATASETS})")
     p.add_argument("--k", default="1,2,4,8,all", help="labelled training images per run: numbers and/or 'all'")
     p.add_argument("--draws", type=int, default=3, help="draws 0..N-1 of the k images (default 3)")
@@ -385,7 +422,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=STEPS, help=f"optimiser steps per training (default {STEPS})")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"images per step (default {BATCH_SIZE})")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy machine)")
+    p.add_argument("--save", nargs="?", type=Path, const=heads_dir(), metavar="FOLDER",
+                   help=f"no study: train each head on all training images and save it (default {heads_dir()})")
+    p.add_argument("--out", type=Path, help="output folder of the study (created; resumed if present)")
     args = p.parse_args(argv)
+    if args.out is None and args.save is None:
+        p.error("give --out (the study's output folder) or --save")
     args.datasets = [d for d in args.datasets.split(",") if d]
     args.heads = [h for h in args.heads.split(",") if h]
     if bad := [h for h in args.heads if h not in KINDS]:
@@ -441,6 +483,18 @@ def run_dataset(args: argparse.Namespace, dataset: str, rows: pd.DataFrame, csv_
     return written
 
 
+def save_heads(args: argparse.Namespace, dataset: str, rows: pd.DataFrame) -> list[Path]:
+    """Each of ``args.heads`` trained on all of the dataset's training images (seed 0), saved."""
+    classes = dataset_classes(rows)
+    train = rows[rows["split"] == "train"]
+    if train.empty:
+        raise InputError(f"{dataset} has no training images.")
+    items = load_items(args.data, train, classes, load_model(ENCODER))
+    about = f"the {len(items)} training images of {dataset} ({args.steps} steps)"
+    return [save_head(train_head(head, items, args.steps, batch_size=args.batch_size), head, classes,
+                      args.save / f"{dataset}-{head}.pt", about) for head in args.heads]
+
+
 def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     manifest = pd.read_csv(args.data / "manifest.csv", dtype=str)
     if missing := [c for c in ("dataset_id", "object", "image", "mask", "split") if c not in manifest]:
@@ -449,6 +503,11 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
         raise SystemExit(f"python -m medsam.finetune heads: The manifest has no dataset '{unknown[0]}'.")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.save is not None:
+        for dataset in args.datasets:
+            for path in save_heads(args, dataset, manifest[manifest["dataset_id"] == dataset]):
+                print(f"Saved {path}")
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / "label_efficiency.csv"
     done = done_keys(csv_path)
