@@ -1,8 +1,9 @@
-"""``python -m medsam.finetune {decoder,evaluate,heads} ...``: train, evaluate, and the AutoSAM heads."""
+"""``python -m medsam.finetune {decoder,evaluate,per-dataset,heads} ...``: train, evaluate, per-dataset vs
+pooled, and the AutoSAM heads."""
 
 import sys
 
-USAGE = "usage: python -m medsam.finetune {decoder,evaluate,heads} [options]  (add --help after one)"
+USAGE = "usage: python -m medsam.finetune {decoder,evaluate,per-dataset,heads} [options]  (add --help after one)"
 
 
 def main() -> None:
@@ -11,6 +12,8 @@ def main() -> None:
         from .decoder import main as run
     elif command == "evaluate":
         from .evaluate import main as run
+    elif command == "per-dataset":
+        from .per_dataset import main as run
     elif command == "heads":
         from .heads import main as run
     else:

@@ -1,0 +1,107 @@
+"""Per-dataset vs pooled decoder finetuning: is one decoder for all targets as good as one per task?
+
+    python -m medsam.finetune per-dataset --data DIR --datasets hc18,kvasir_seg,cosmos_heart_mri
+        [--steps 300] [--out results/]
+
+COSMOS finetunes per task; our shipped ``litemedsam_ft`` is pooled over every training target. For
+each dataset this trains a fresh decoder with the same recipe (``decoder.finetune``) on that
+dataset's ``split == train`` pairs only, runs ``evaluate.STRATEGIES`` on its test pairs with the same
+seeds as ``evaluate``, and sets the rows beside the zero-shot and pooled rows of ``<out>/finetune.csv``
+(run ``evaluate`` first). Writes the raw rows to ``<out>/finetune_eval/per_dataset.csv`` (datasets
+already there are skipped) and ``<out>/finetune_per_dataset.csv``: per dataset and strategy the pairs,
+mean DICE of the three models, the paired difference per-dataset minus pooled with its Wilcoxon
+p-value, and the training time. The per-dataset decoders are not saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import shlex
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from scipy.stats import wilcoxon
+
+from .. import __version__
+from ..benchmark import COLUMNS, PairRunner, git_commit, read_manifest, record_run, units
+from ..models import REGISTRY, build_model
+from ..predictor import Predictor, load_model
+from .decoder import finetune, load_targets
+from .evaluate import KEYS, STRATEGIES
+
+BASE, POOLED = "litemedsam", "litemedsam_ft"
+
+
+def train_and_run(data: Path, dataset: str, manifest: pd.DataFrame, steps: int, seeds: int) -> pd.DataFrame:
+    """Finetune on the dataset's training pairs, then the evaluation rows on its test pairs."""
+    rows = manifest[manifest.dataset_id == dataset]
+    start = time.perf_counter()
+    targets = load_targets(load_model(BASE), data, rows[rows.split == "train"])
+    model = build_model(REGISTRY[BASE])
+    finetune(model, targets, steps)
+    train_s = time.perf_counter() - start
+    spec = dataclasses.replace(REGISTRY[POOLED], name=f"{POOLED}_{dataset}")
+    runner = PairRunner(Predictor(spec, model, backend="torch"), data, grid=1, descriptors={})
+    todo = units(STRATEGIES, seeds)
+    out = [row for _, pair in rows[rows.split == "test"].iterrows() for row in runner.run(pair, todo)]
+    return pd.DataFrame(out, columns=COLUMNS).assign(train_pairs=int((rows.split == "train").sum()),
+                                                     steps=steps, train_seconds=round(train_s, 1))
+
+
+def compare(own: pd.DataFrame, shared: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset x strategy: mean DICE of zero-shot, pooled and per-dataset on the same prompts."""
+    own = own.assign(model="per_dataset")
+    both = pd.concat([shared[shared.dataset.isin(own.dataset.unique())], own])
+    wide = both.pivot_table(index=KEYS, columns="model", values="dice").dropna(subset=[BASE, POOLED, "per_dataset"])
+    out = []
+    for (strategy, dataset), g in wide.groupby(level=["strategy", "dataset"]):
+        diff = g["per_dataset"] - g[POOLED]
+        meta = own[own.dataset == dataset].iloc[0]
+        out.append({"dataset": dataset, "strategy": strategy, "n": len(g), "dice_zero_shot": g[BASE].mean(),
+                    "dice_pooled": g[POOLED].mean(), "dice_per_dataset": g["per_dataset"].mean(),
+                    "diff_per_dataset_minus_pooled": diff.mean(),
+                    "p_value": float(wilcoxon(diff).pvalue) if (diff != 0).any() else None,
+                    "train_pairs": meta.train_pairs, "steps": meta.steps, "train_seconds": meta.train_seconds})
+    return pd.DataFrame(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m medsam.finetune per-dataset", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="benchmark folder with manifest.csv")
+    parser.add_argument("--datasets", default="hc18,kvasir_seg,cosmos_heart_mri", help="comma-separated dataset ids")
+    parser.add_argument("--steps", type=int, default=300, help="optimiser steps per dataset (batch 8)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    shared_path = args.out / "finetune.csv"
+    if not shared_path.is_file():
+        raise SystemExit(f"There is no {shared_path}: run python -m medsam.finetune evaluate first.")
+    manifest = read_manifest(args.data)
+    wanted = [d for d in args.datasets.split(",") if d]
+    unknown = sorted(set(wanted) - set(manifest.dataset_id))
+    if unknown:
+        raise SystemExit(f"Unknown dataset(s): {', '.join(unknown)}.")
+    rows_path = args.out / "finetune_eval" / "per_dataset.csv"
+    done = set(pd.read_csv(rows_path, usecols=["dataset"]).dataset) if rows_path.is_file() else set()
+    extra = ["train_pairs", "steps", "train_seconds"]
+    for dataset in [d for d in wanted if d not in done]:
+        torch.manual_seed(0)
+        start, commit = time.strftime("%Y-%m-%dT%H:%M:%S%z"), git_commit(args.out)
+        rows = train_and_run(args.data, dataset, manifest, args.steps, args.seeds)
+        header = not rows_path.is_file()
+        rows_path.parent.mkdir(parents=True, exist_ok=True)
+        rows[COLUMNS + extra].to_csv(rows_path, mode="a", header=header, index=False)
+        record_run(rows_path.parent / "provenance.json", {
+            "command": shlex.join(["python", "-m", "medsam.finetune", "per-dataset", *(argv or [])]),
+            "dataset": dataset, "git_commit": commit, "start": start, "rows_written": len(rows),
+            "train_seconds": float(rows.train_seconds.iloc[0]), "steps": args.steps,
+            "versions": {"medsam": __version__, "torch": torch.__version__},
+            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()}})
+    summary = compare(pd.read_csv(rows_path), pd.read_csv(shared_path))
+    summary.to_csv(args.out / "finetune_per_dataset.csv", index=False)
+    print(summary.to_string(index=False))
