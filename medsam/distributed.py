@@ -170,13 +170,16 @@ def _start(ray: Any, address: str | None) -> None:
 
 
 def worker_resources(ray: Any, args: argparse.Namespace) -> tuple[int, dict, str]:
-    """(workers, actor resources, device): one GPU each where the cluster has GPUs, else CPUs."""
+    """(workers, actor resources, device): one GPU each where the cluster has GPUs, else CPUs;
+    never more actors than the cluster can place (extra ones would wait forever)."""
     total = ray.cluster_resources()
-    gpus = int(total.get("GPU", 0))
-    if gpus:
-        return args.workers or gpus, {"num_gpus": 1, "num_cpus": 1}, "cuda"
-    cpus = args.cpus_per_worker
-    return args.workers or max(1, int(total.get("CPU", 1)) // cpus), {"num_cpus": cpus}, "cpu"
+    if gpus := int(total.get("GPU", 0)):
+        return min(args.workers or gpus, gpus), {"num_gpus": 1, "num_cpus": 1}, "cuda"
+    fit = int(total.get("CPU", 0)) // args.cpus_per_worker
+    if not fit:
+        raise MedsamError(f"The Ray cluster has {total.get('CPU', 0):g} CPUs, fewer than --cpus-per-worker "
+                          f"{args.cpus_per_worker}.")
+    return min(args.workers or fit, fit), {"num_cpus": args.cpus_per_worker}, "cpu"
 
 
 def run_blocks(plan: Sequence[tuple[str, str, list]], args: argparse.Namespace, columns: Sequence[str]) -> Outcome:
@@ -213,8 +216,9 @@ def run_blocks(plan: Sequence[tuple[str, str, list]], args: argparse.Namespace, 
                 rows, failed = ray.get(ref)
             except ray.exceptions.RayError as exc:
                 outcome.failed_blocks += 1
-                tqdm.write(f"A block of {len(block.pairs)} pairs failed after {MAX_RETRIES} retries "
-                           f"({type(exc).__name__}); the next run redoes it.")
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                tqdm.write(f"A block of {len(block.pairs)} pairs failed after {MAX_RETRIES} retries ({reason}); "
+                           "the next run redoes it.")
                 if not isinstance(exc, ray.exceptions.RayActorError):
                     idle.append(actor)
             else:

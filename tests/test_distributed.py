@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -12,8 +13,7 @@ import pytest
 from test_benchmark import make_data
 
 from medsam import benchmark, distributed
-
-ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
+from medsam.errors import MedsamError
 
 REPO = Path(__file__).resolve().parents[1]
 TIMINGS = ["encode_ms", "decode_ms", "wall_ms"]
@@ -36,6 +36,7 @@ def local_rows(data: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.DataF
 @pytest.fixture(scope="module")
 def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> None:
     """A local Ray instance with 2 CPUs; workers use the tests' embedding cache and this checkout."""
+    ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
     cache = tmp_path_factory.getbasetemp() / "medsam-cache"
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"MEDSAM_CACHE": str(cache), "PYTHONPATH": str(REPO)}})
@@ -96,3 +97,36 @@ except SystemExit as exc:
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(pd.read_csv(tmp_path / "benchmark.csv")) == 1
     assert "EXIT: medsam.benchmark: Ray is not installed: pip install -r requirements-ray.txt" in done.stdout
+
+
+def test_blocks_keep_an_image_together_and_have_stable_names(data: Path) -> None:
+    manifest = benchmark.read_manifest(data)
+    pairs = pd.concat([manifest, manifest.assign(mask=manifest["mask"].str.replace("blob", "other"))])
+    work = [(pair, [("box", 0)]) for _, pair in pairs.iterrows()]
+    plan = [("point/box", "litemedsam", work), ("interactive", "litemedsam", [(p, [("interactive", 0)]) for p, _ in work])]
+    blocks = distributed.make_blocks(plan, images_per_block=1)
+    assert len(blocks) == 2  # two images, two masks each
+    for block in blocks:
+        assert len({p["image"] for p, _ in block.pairs}) == 1 and len(block.pairs) == 2
+        assert all(todo == (("box", 0), ("interactive", 0)) for _, todo in block.pairs)  # both passes, one encode
+    assert [b.name for b in blocks] == [b.name for b in distributed.make_blocks(plan, 1)]
+    assert len(distributed.make_blocks(plan, images_per_block=4)) == 1
+
+
+class _Cluster:
+    def __init__(self, **resources: float) -> None:
+        self.resources = resources
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+
+def test_workers_fit_the_cluster() -> None:
+    args = argparse.Namespace(workers=None, cpus_per_worker=1)
+    assert distributed.worker_resources(_Cluster(CPU=2.0), args) == (2, {"num_cpus": 1}, "cpu")
+    args.workers = 5  # more than fit: extra actors would never be placed
+    assert distributed.worker_resources(_Cluster(CPU=2.0), args)[0] == 2
+    gpu = distributed.worker_resources(_Cluster(CPU=16.0, GPU=4.0), argparse.Namespace(workers=None, cpus_per_worker=1))
+    assert gpu == (4, {"num_gpus": 1, "num_cpus": 1}, "cuda")
+    with pytest.raises(MedsamError, match="fewer than --cpus-per-worker 4"):
+        distributed.worker_resources(_Cluster(CPU=2.0), argparse.Namespace(workers=None, cpus_per_worker=4))
