@@ -31,7 +31,8 @@ def one_run(data: Path, pairs: int, extra: list[str]) -> tuple[float, pd.DataFra
         cmd = [sys.executable, "-m", "medsam.benchmark", "--data", str(data), "--out", f"{tmp}/out",
                "--limit", str(pairs), *extra]
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, env={**os.environ, "MEDSAM_CACHE": f"{tmp}/cache"})
+        subprocess.run(cmd, cwd=REPO, check=True, capture_output=True,
+                       env={**os.environ, "MEDSAM_CACHE": f"{tmp}/cache"})
         wall = time.perf_counter() - start
         rows = pd.read_csv(f"{tmp}/out/benchmark.csv")
         run = json.loads(Path(f"{tmp}/out/provenance.json").read_text())["runs"][-1]
@@ -67,7 +68,8 @@ def main() -> None:
         dice[name] = rows.set_index(["model", "mask", "strategy", "seed"])["dice"].sort_index()
         print(f"{name}: {json.dumps(fig['runs'][name])}", flush=True)
     base = dice["local"]
-    fig["max_abs_dice_difference_vs_local"] = {n: float((d - base).abs().max()) for n, d in dice.items() if n != "local"}
+    fig["max_abs_dice_difference_vs_local"] = {n: float((d - base).abs().max())
+                                               for n, d in dice.items() if n != "local"}
     fig["speedup_vs_local"] = {n: round(fig["runs"]["local"]["wall_s"] / r["wall_s"], 2)
                                for n, r in fig["runs"].items() if n != "local"}
     print(f"max |DICE - local|: {json.dumps(fig['max_abs_dice_difference_vs_local'])}")

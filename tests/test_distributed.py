@@ -103,7 +103,8 @@ def test_blocks_keep_an_image_together_and_have_stable_names(data: Path) -> None
     manifest = benchmark.read_manifest(data)
     pairs = pd.concat([manifest, manifest.assign(mask=manifest["mask"].str.replace("blob", "other"))])
     work = [(pair, [("box", 0)]) for _, pair in pairs.iterrows()]
-    plan = [("point/box", "litemedsam", work), ("interactive", "litemedsam", [(p, [("interactive", 0)]) for p, _ in work])]
+    clicks = [(pair, [("interactive", 0)]) for pair, _ in work]
+    plan = [("point/box", "litemedsam", work), ("interactive", "litemedsam", clicks)]
     blocks = distributed.make_blocks(plan, images_per_block=1)
     assert len(blocks) == 2  # two images, two masks each
     for block in blocks:
