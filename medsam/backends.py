@@ -67,6 +67,10 @@ def threads() -> int:
     return int(os.environ.get("MEDSAM_THREADS", torch.get_num_threads()))
 
 
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def precision() -> str:
     value = os.environ.get("MEDSAM_PRECISION", "f32").lower()
     if value not in ("f32", "bf16"):
@@ -213,8 +217,11 @@ class GraphEngine:
             import openvino as ov
             core = ov.Core()
             core.set_property({"CACHE_DIR": str(export_dir() / "openvino-cache")})
+            # Pinned threads start at the first cores: processes given fewer threads than there are
+            # cores (e.g. one per Ray worker) would all share those cores, so pin only when using all.
             config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads(),
-                      "INFERENCE_PRECISION_HINT": precision()}
+                      "INFERENCE_PRECISION_HINT": precision(),
+                      "ENABLE_CPU_PINNING": threads() >= _usable_cores()}
             self._encoder = core.compile_model(str(enc), "CPU", config).create_infer_request()
             self._decoder = core.compile_model(str(dec), "CPU", config).create_infer_request()
         else:
