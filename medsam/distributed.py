@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 from tqdm import tqdm
@@ -55,7 +55,7 @@ def read_shards(paths: Sequence[Path], columns: Sequence[str] | None = None) -> 
     return pd.concat([pd.read_parquet(p, columns=columns) for p in paths], ignore_index=True)
 
 
-def fold_shards(out: Path, key: Sequence[str], append_rows: Any) -> int:
+def fold_shards(out: Path, key: Sequence[str], append_rows: Callable[[Path, list[dict]], None]) -> int:
     """Append the shards' rows that benchmark.csv lacks to it, then delete the shards; returns rows added."""
     paths = shard_files(out)
     if not paths:
