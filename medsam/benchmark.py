@@ -209,13 +209,17 @@ def _repair_tail(path: Path) -> None:
 
 
 def done_keys(paths: Iterable[Path]) -> set[tuple[str, str, str, int]]:
-    """Keys (model, mask, strategy, seed) of the rows already in the given CSVs."""
+    """Keys (model, mask, strategy, seed) of the rows already in the given CSVs or parquet shards."""
     done: set[tuple[str, str, str, int]] = set()
     for path in paths:
-        if path.is_file() and path.stat().st_size:
+        if path.suffix == ".parquet":
+            df = pd.read_parquet(path, columns=KEY).astype({"seed": int})
+        elif path.is_file() and path.stat().st_size:
             _repair_tail(path)
             df = pd.read_csv(path, usecols=KEY, dtype={"model": str, "mask": str, "strategy": str, "seed": int})
-            done.update(df.itertuples(index=False, name=None))
+        else:
+            continue
+        done.update(df.itertuples(index=False, name=None))
     return done
 
 
@@ -397,9 +401,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     pairs = select_pairs(read_manifest(args.data), args.limit, args.shard, args.split)
     csv_path, prov_path = output_paths(args.out, args.shard)
     args.out.mkdir(parents=True, exist_ok=True)
-    done = done_keys({args.out / "benchmark.csv", csv_path})
-    if shards := distributed.shard_files(args.out):  # blocks a Ray run finished but did not fold in
-        done |= set(distributed.read_shards(shards, KEY).astype({"seed": int}).itertuples(index=False, name=None))
+    shards = distributed.shard_files(args.out)  # blocks a Ray run finished but did not fold in
+    done = done_keys({args.out / "benchmark.csv", csv_path, *shards})
     plan = []  # (pass name, model, [(pair, todo)]) worked out before any model or image is loaded
     for name, kinds in PASSES:
         todo_units = units([s for s in args.strategies if STRATEGIES[s].kind in kinds], args.seeds)

@@ -51,16 +51,12 @@ def shard_files(out: Path) -> list[Path]:
     return sorted((out / SHARD_DIR).glob("*.parquet"))
 
 
-def read_shards(paths: Sequence[Path], columns: Sequence[str] | None = None) -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(p, columns=columns) for p in paths], ignore_index=True)
-
-
 def fold_shards(out: Path, key: Sequence[str], append_rows: Callable[[Path, list[dict]], None]) -> int:
     """Append the shards' rows that benchmark.csv lacks to it, then delete the shards; returns rows added."""
     paths = shard_files(out)
     if not paths:
         return 0
-    rows = read_shards(paths).drop_duplicates(list(key))
+    rows = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True).drop_duplicates(list(key))
     csv = out / "benchmark.csv"
     if csv.is_file() and csv.stat().st_size:
         have = pd.read_csv(csv, usecols=list(key), dtype={"seed": int})
