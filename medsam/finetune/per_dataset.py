@@ -10,7 +10,8 @@ seeds as ``evaluate``, and sets the rows beside the zero-shot and pooled rows of
 (run ``evaluate`` first). Writes the raw rows to ``<out>/finetune_eval/per_dataset.csv`` (datasets
 already there are skipped) and ``<out>/finetune_per_dataset.csv``: per dataset and strategy the pairs,
 mean DICE of the three models, the paired difference per-dataset minus pooled with its Wilcoxon
-p-value, and the training time. The per-dataset decoders are not saved.
+p-value (``evaluate.paired_summary``), and the training time (reading the cached image embeddings
+included). The per-dataset decoders are not saved.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from scipy.stats import wilcoxon
 
 from .. import __version__
 from ..benchmark import COLUMNS, PairRunner, git_commit, read_manifest, record_run, units
 from ..models import REGISTRY, build_model
 from ..predictor import Predictor, load_model
 from .decoder import finetune, load_targets
-from .evaluate import KEYS, STRATEGIES
+from .evaluate import STRATEGIES, paired_summary
 
 BASE, POOLED = "litemedsam", "litemedsam_ft"
 
@@ -54,20 +54,18 @@ def train_and_run(data: Path, dataset: str, manifest: pd.DataFrame, steps: int, 
 
 
 def compare(own: pd.DataFrame, shared: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset x strategy: mean DICE of zero-shot, pooled and per-dataset on the same prompts."""
-    own = own.assign(model="per_dataset")
-    both = pd.concat([shared[shared.dataset.isin(own.dataset.unique())], own])
-    wide = both.pivot_table(index=KEYS, columns="model", values="dice").dropna(subset=[BASE, POOLED, "per_dataset"])
+    """Per dataset x strategy: ``evaluate.paired_summary`` of per-dataset against pooled on the same
+    prompts, with zero-shot's mean DICE and the training record beside it."""
     out = []
-    for (strategy, dataset), g in wide.groupby(level=["strategy", "dataset"]):
-        diff = g["per_dataset"] - g[POOLED]
-        meta = own[own.dataset == dataset].iloc[0]
-        out.append({"dataset": dataset, "strategy": strategy, "n": len(g), "dice_zero_shot": g[BASE].mean(),
-                    "dice_pooled": g[POOLED].mean(), "dice_per_dataset": g["per_dataset"].mean(),
-                    "diff_per_dataset_minus_pooled": diff.mean(),
-                    "p_value": float(wilcoxon(diff).pvalue) if (diff != 0).any() else None,
-                    "train_pairs": meta.train_pairs, "steps": meta.steps, "train_seconds": meta.train_seconds})
-    return pd.DataFrame(out)
+    for dataset, mine in own.assign(model="per_dataset").groupby("dataset"):
+        rows = pd.concat([shared[shared.dataset == dataset], mine])
+        zero_shot = paired_summary(rows, BASE, POOLED).set_index("strategy")[f"dice_{BASE}"]
+        pair = paired_summary(rows, POOLED, "per_dataset")
+        out.append(pair.assign(dataset=dataset, **{f"dice_{BASE}": pair["strategy"].map(zero_shot)},
+                               **{k: mine[k].iloc[0] for k in ("train_pairs", "steps", "train_seconds")}))
+    table = pd.concat(out, ignore_index=True)
+    first = ["dataset", "strategy", "n", f"dice_{BASE}"]
+    return table[first + [c for c in table.columns if c not in first]]
 
 
 def main(argv: list[str] | None = None) -> None:
