@@ -20,6 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from medsam.benchmark import git_commit  # noqa: E402
 VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),
             "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16")}
 STRATEGIES = "box,point_center"
@@ -55,8 +58,7 @@ def main() -> None:
         counts[variant] = int(rows["mask"].nunique())
     report = {
         "command": "python bench/backend_parity.py " + " ".join(sys.argv[1:]), "model": args.model,
-        "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                     text=True).stdout.strip(),
+        "git_commit": git_commit(REPO / "results"),
         "pairs": counts, "mean_dice": means, "tolerance": TOLERANCE,
         "difference_from_eager": {v: {s: round(m[s] - means["torch"][s], 4) for s in m} for v, m in means.items()},
     }

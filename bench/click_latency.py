@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from medsam.benchmark import git_commit  # noqa: E402
 
 
 def _phantom(folder: Path) -> tuple[Path, list[int]]:
@@ -86,9 +86,8 @@ def main() -> None:
     import tempfile
 
     image, box = (args.image, args.box) if args.image else _phantom(Path(tempfile.mkdtemp()))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
-    figures = {"command": "python bench/click_latency.py " + " ".join(sys.argv[1:]), "git_commit": commit,
+    figures = {"command": "python bench/click_latency.py " + " ".join(sys.argv[1:]),
+               "git_commit": git_commit(Path(__file__).resolve().parents[1] / "results"),
                **measure(args.url or start_app(), image, box, args.clicks, args.model),
                "machine": f"{platform.machine()} cpus={os.cpu_count()}"}
     print(json.dumps(figures, indent=2))

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from medsam.ui import launch_kwargs, queue_kwargs  # noqa: E402  (the settings app.py launches with)
+from medsam.benchmark import git_commit  # noqa: E402
 
 MODEL = "litemedsam"
 
@@ -196,8 +197,7 @@ def main() -> None:
 
     clicks = [ms for u in users for ms in u.click_ms]
     errors = [e for u in users for e in u.errors]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=REPO).stdout.strip()
+    commit = git_commit(REPO / "results")
     figures = {
         "command": "python bench/load.py " + " ".join(sys.argv[1:]),
         "git_commit": commit,

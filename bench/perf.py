@@ -38,6 +38,7 @@ from load import data_images, rss_mb  # noqa: E402
 from load import start_app as start_app_process  # noqa: E402
 
 from medsam import backends  # noqa: E402
+from medsam.benchmark import git_commit  # noqa: E402
 from medsam.imaging import load_rgb  # noqa: E402
 from medsam.models import build_model, get_spec  # noqa: E402
 from medsam.predictor import EmbeddingCache, Predictor, Prompt  # noqa: E402
@@ -185,8 +186,7 @@ def main() -> None:
     images = data_images(args.data, 50)
     rgbs = [load_rgb(p) for p, _ in images[: args.images]]
     fig: dict = {"command": "python bench/perf.py " + " ".join(sys.argv[1:]),
-                 "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                              capture_output=True, text=True).stdout.strip(),
+                 "git_commit": git_commit(REPO / "results"),
                  "date": time.strftime("%Y-%m-%d"),
                  "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                              "threads": backends.threads(), "python": platform.python_version(),

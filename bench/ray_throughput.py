@@ -24,6 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from medsam.benchmark import git_commit  # noqa: E402
 
 
 def one_run(data: Path, pairs: int, extra: list[str]) -> tuple[float, pd.DataFrame, dict]:
@@ -51,8 +54,7 @@ def main() -> None:
     configs = {"local": [], "ray_1_worker": ["--engine", "ray", "--workers", "1"],
                f"ray_{cores}_workers": ["--engine", "ray", "--workers", str(cores)]}
     fig: dict = {"command": "python bench/ray_throughput.py " + " ".join(sys.argv[1:]),
-                 "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                              capture_output=True, text=True).stdout.strip(),
+                 "git_commit": git_commit(REPO / "results"),
                  "date": time.strftime("%Y-%m-%d"),
                  "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores},
                  "pairs": args.pairs, "runs": {}}
