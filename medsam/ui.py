@@ -85,6 +85,9 @@ def _status(s: Session, models: list[str]) -> str:
         lines.append("Add a prompt: choose **Box** and click two corners, or click points.")
     else:
         lines += [f"**Note:** {a}" for m in dict.fromkeys(models) if (a := prompt_advice(m, prompt))]
+    if s.gt is not None:
+        where = " in this slice" if s.scan is not None and s.scan.is_volume else ""
+        lines.append(f"Ground truth loaded: {int(s.gt.sum())} mask pixels{where}, outlined on the image.")
     for run in s.runs:
         title = REGISTRY[run.model].title
         if run.error:

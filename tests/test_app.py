@@ -158,7 +158,7 @@ def test_browser_prompt_free_head(page, phantom_files) -> None:
     page.locator("#upload input[type=file]").set_input_files(str(image))
     _wait_status(page, "Add a prompt")
     page.locator("#gt_upload input[type=file]").set_input_files(str(mask))
-    page.locator("#gt_upload").get_by_text(mask.name).wait_for()  # uploaded; its event runs before the next
+    _wait_status(page, "Ground truth loaded")
     page.locator("#head input").click()
     page.get_by_role("option").filter(has_text="hc18: linear head").click()
     page.locator("#head-run").click()

@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from PIL import Image
 
 from medsam import InputError
 from medsam.service import MODES, Session, model_choices, segment_files
@@ -143,3 +144,15 @@ def test_segment_files_wrong_size_ground_truth(phantom_files, tmp_path: Path) ->
     Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp_path / "small.png")
     with pytest.raises(InputError, match="12x10 pixels but the image is 400x400"):
         segment_files(phantom_files[0], {"box": phantom_files[2]}, "litemedsam", tmp_path / "small.png")
+
+
+def test_status_reports_ground_truth(phantom_files) -> None:
+    from medsam.ui import _status
+
+    image, mask, _ = phantom_files
+    s = Session()
+    s.load(image)
+    assert "Ground truth" not in _status(s, ["litemedsam"])
+    s.set_gt(mask)
+    expected = int(np.asarray(Image.open(mask)).astype(bool).sum())
+    assert f"Ground truth loaded: {expected} mask pixels" in _status(s, ["litemedsam"])
