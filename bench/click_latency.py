@@ -1,8 +1,14 @@
 """Click-to-mask latency through the app's API for an image whose embedding is cached.
 
 Starts the app in-process (or uses --url), sends one warm-up request to encode the image, then N
-clicks (box + one random interior point each) through gradio_client's `/segment`, and prints the
-median and 95th percentile of the round trip, next to the server-side decode time.
+clicks (box + one random interior point each) to `/segment`, and prints the median and 95th
+percentile of the round trip next to the server-side decode time. Each click uploads the image,
+runs the event and downloads the mask PNG, two ways:
+
+- ``http``: Gradio's HTTP API (upload, ``POST /gradio_api/call/segment``, read the event stream, fetch
+  the mask), as curl or the browser's JavaScript client do it. This is the click-to-mask figure.
+- ``gradio_client``: the Python client, whose result thread polls for messages every 50 ms, so its
+  round trip carries up to that much waiting per message on top of the same server work.
 
     python bench/click_latency.py [--image PATH --box x0 y0 x1 y1] [--clicks 30] [--url URL]
 """
@@ -17,6 +23,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -49,14 +56,27 @@ def start_app() -> str:
     return url
 
 
-def measure(url: str, image: Path, box: list[int], clicks: int = 30, model: str = "litemedsam") -> dict:
-    """Encode ``image`` once, then time ``clicks`` box + interior point requests through ``/segment``."""
-    from gradio_client import Client, handle_file
+def http_segment(http, url: str, image: Path, prompts: dict, model: str) -> dict:
+    """One `/segment` call over Gradio's HTTP API; returns its info and checks the mask came back."""
+    uploaded = http.post(f"{url}/gradio_api/upload", files={"files": (image.name, image.read_bytes())})
+    data = [{"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}}, json.dumps(prompts), model, None]
+    event_id = http.post(f"{url}/gradio_api/call/segment", json={"data": data}).json()["event_id"]
+    event, payload = None, None
+    with http.stream("GET", f"{url}/gradio_api/call/segment/{event_id}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = json.loads(line.removeprefix("data:"))
+                break
+    if event != "complete":
+        raise RuntimeError(f"/segment answered {event}: {payload}")
+    mask = http.get(payload[0]["url"])
+    mask.raise_for_status()
+    return payload[1]
 
-    client = Client(url, verbose=False)
-    call = lambda prompts: client.predict(handle_file(str(image)), json.dumps(prompts), model, None,  # noqa: E731
-                                          api_name="/segment")[1]
-    first = call({"box": box})
+
+def _timed(call: Callable[[dict], dict], box: list[int], clicks: int) -> tuple[list[float], list[float]]:
     rng = np.random.default_rng(0)
     x0, y0, x1, y1 = box
     rtt, decode = [], []
@@ -67,10 +87,31 @@ def measure(url: str, image: Path, box: list[int], clicks: int = 30, model: str 
         rtt.append((time.perf_counter() - start) * 1e3)
         assert info["embedding_cached"], "the image embedding must be reused"
         decode.append(info["decode_ms"])
+    return rtt, decode
+
+
+def measure(url: str, image: Path, box: list[int], clicks: int = 30, model: str = "litemedsam") -> dict:
+    """Encode ``image`` once, then time ``clicks`` box + interior point requests through ``/segment``,
+    over HTTP and with gradio_client."""
+    import httpx
+    from gradio_client import Client, handle_file
+
+    url = url.rstrip("/")
+    with httpx.Client(timeout=120) as http:
+        def over_http(prompts: dict) -> dict:
+            return http_segment(http, url, image, prompts, model)
+
+        first = over_http({"box": box})
+        rtt, decode = _timed(over_http, box, clicks)
+    client = Client(url, verbose=False)
+    rtt_client, _ = _timed(lambda p: client.predict(handle_file(str(image)), json.dumps(p), model, None,
+                                                    api_name="/segment")[1], box, clicks)
     return {"model": model, "image": image.name, "clicks": clicks, "first_request_encode_ms": first["encode_ms"],
             "click_to_mask_ms_median": round(float(np.median(rtt)), 1),
             "click_to_mask_ms_p95": round(float(np.percentile(rtt, 95)), 1),
-            "server_decode_ms_median": round(float(np.median(decode)), 1)}
+            "server_decode_ms_median": round(float(np.median(decode)), 1),
+            "gradio_client_ms_median": round(float(np.median(rtt_client)), 1),
+            "gradio_client_ms_p95": round(float(np.percentile(rtt_client, 95)), 1)}
 
 
 def main() -> None:

