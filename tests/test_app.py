@@ -237,3 +237,31 @@ def test_client_bad_input_is_a_plain_error(client, tmp_path: Path, phantom_files
     _, info = client.predict(handle_file(str(phantom_files[0])), json.dumps({"box": phantom_files[2]}),
                              "litemedsam", None, api_name="/segment")
     assert info["mask_pixels"] > 0, "the app keeps serving after bad input"
+
+
+def _http_segment(app_url: str, image: Path, prompts: str, model: str = "litemedsam") -> tuple[str, str]:
+    """The README's plain-HTTP path: upload, call /segment, read the event stream -> (event, data)."""
+    import httpx
+
+    url = app_url.rstrip("/")
+    with httpx.Client(timeout=120) as http:
+        path = http.post(f"{url}/gradio_api/upload", files={"files": (image.name, image.read_bytes())}).json()[0]
+        data = [{"path": path, "meta": {"_type": "gradio.FileData"}}, prompts, model, None]
+        event_id = http.post(f"{url}/gradio_api/call/segment", json={"data": data}).json()["event_id"]
+        lines = http.get(f"{url}/gradio_api/call/segment/{event_id}").text.splitlines()
+    events = [(e.removeprefix("event:").strip(), d.removeprefix("data:").strip())
+              for e, d in zip(lines, lines[1:]) if e.startswith("event:") and d.startswith("data:")]
+    return events[-1]
+
+
+def test_http_segment_phantom(app_url: str, phantom_files) -> None:
+    image, _, box = phantom_files
+    event, data = _http_segment(app_url, image, json.dumps({"box": box}))
+    assert event == "complete", data
+    mask_file, info = json.loads(data)
+    assert mask_file["orig_name"].endswith("_mask.png") and info["image_size"] == [400, 400]
+
+
+def test_http_segment_bad_prompt_is_a_plain_error(app_url: str, phantom_files) -> None:
+    event, data = _http_segment(app_url, phantom_files[0], '{"points": [[-3, 4]]}')
+    assert event == "error" and "outside" in data and "Traceback" not in data
