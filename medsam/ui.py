@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
+import numpy as np
+from gradio import processing_utils
+from PIL import Image as PILImage
 
 from . import automatic, imaging, visualize
 from .errors import MedsamError
@@ -52,6 +57,30 @@ def _safe(n_outputs: int) -> Callable:
     return wrap
 
 
+class Picture(gr.Image):
+    """``gr.Image`` that writes each rendered array to Gradio's cache once and atomically.
+
+    Gradio names a cached picture by a hash of its bytes but rewrites an existing file in place, so a
+    browser still fetching a picture while the same picture is rendered again (an example picked
+    twice, an undo back to an earlier state) can receive a truncated file: a broken image."""
+
+    def get_block_name(self) -> str:
+        return "image"  # the browser draws it with Gradio's own image component
+
+    def postprocess(self, value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            data = processing_utils.encode_pil_to_bytes(PILImage.fromarray(value.astype(np.uint8)), self.format)
+            path = Path(self.GRADIO_CACHE) / hashlib.sha256(data).hexdigest() / f"image.{self.format}"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".image.")
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(staging, path)
+            value = str(path)
+        return super().postprocess(value)
+
+
 def _models(model: str, compare: bool, model_b: str | None) -> list[str]:
     return [model, model_b] if compare and model_b else [model]
 
@@ -61,11 +90,11 @@ def _view(s: Session, models: list[str]) -> tuple:
     if s.rgb is None:
         return None, None, [], None, None, "Load an image or pick an example to start."
     prompts = (s.points, s.labels, s.box, s.corner)
-    canvases = []
-    for i in range(2):
+    canvases: list[Any] = [gr.skip(), gr.skip()]  # the second canvas is drawn only when it is shown
+    for i in range(max(len(models), 1)):
         run = s.runs[i] if i < len(s.runs) else None
-        canvases.append(visualize.draw_prompts(visualize.overlay(
-            s.rgb, run.mask if run else None, outline=s.gt), *prompts))
+        canvases[i] = visualize.draw_prompts(visualize.overlay(s.rgb, run.mask if run else None, outline=s.gt),
+                                             *prompts)
     first = s.runs[0] if s.runs else None
     gallery = []
     if first and first.prediction is not None:
@@ -168,14 +197,14 @@ def _segment_tab(examples: list[Example]) -> None:
         with gr.Column(scale=2):
             status = gr.Markdown("Load an image or pick an example to start.", elem_id="status")
             with gr.Row():
-                canvas = gr.Image(label="Click to prompt", interactive=False, type="numpy", elem_id="canvas")
-                canvas_b = gr.Image(label="Second model", interactive=False, type="numpy", visible=False,
+                canvas = Picture(label="Click to prompt", interactive=False, type="numpy", elem_id="canvas")
+                canvas_b = Picture(label="Second model", interactive=False, type="numpy", visible=False,
                                     elem_id="canvas_b")
             candidates = gr.Gallery(label="Candidate masks, best first (click one to show it)", columns=3,
                                     height=220, allow_preview=False, elem_id="candidates")
             table = gr.Dataframe(headers=TABLE_COLUMNS, label="Numbers", interactive=False, elem_id="numbers")
-            auto_view = gr.Image(label="Everything mode: automatic masks", interactive=False, visible=False)
-            head_view = gr.Image(label="Prompt-free head: its classes", interactive=False, visible=False,
+            auto_view = Picture(label="Everything mode: automatic masks", interactive=False, visible=False)
+            head_view = Picture(label="Prompt-free head: its classes", interactive=False, visible=False,
                                  elem_id="head-view")
             files = gr.File(label="Exported mask", file_count="multiple", interactive=False)
 

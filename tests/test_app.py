@@ -151,6 +151,30 @@ def test_browser_example_with_ground_truth(page) -> None:
     assert 0.0 <= float(status.split("DICE")[1].split()[0]) <= 1.0
 
 
+def test_browser_compare_side_by_side(page, phantom_files) -> None:
+    from medsam.models import REGISTRY
+    from medsam.ui import default_models
+
+    image, _, (x0, y0, x1, y1) = phantom_files
+    page.reload()
+    page.wait_for_selector("#canvas")
+    page.locator("#upload input[type=file]").set_input_files(str(image))
+    _wait_status(page, "Add a prompt")
+    page.get_by_label("Box (2 clicks)").check()
+    _click_image(page, x0, y0)
+    _click_image(page, x1, y1)
+    _wait_status(page, "decoded in")
+    assert page.locator("#canvas_b img").count() == 0, "the second canvas is hidden until asked for"
+    page.get_by_label("Compare with a second model on the same prompts").check()
+    titles = [REGISTRY[m].title for m in default_models()]
+    page.wait_for_function("ts => ts.every(t => document.querySelector('#status').innerText.includes(t + ':'))",
+                           arg=titles, timeout=60_000)
+    page.wait_for_function("() => { const i = document.querySelector('#canvas_b img');"
+                           " return i && i.complete && i.naturalWidth > 0; }")
+    cells = page.locator("#numbers").inner_text().split()
+    assert all(name in cells for name in default_models()), cells  # one row per model
+
+
 def test_browser_prompt_free_head(page, phantom_files) -> None:
     image, mask, _ = phantom_files
     page.reload()

@@ -1,0 +1,35 @@
+"""Segment-tab rendering: pictures are cached once and atomically; the hidden canvas is not drawn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from medsam.service import Session
+from medsam.ui import Picture, _view
+
+
+def test_picture_is_written_once(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    picture = Picture(type="numpy")
+    rgb = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    first = Path(picture.postprocess(rgb).path)
+    os.utime(first, ns=(0, 0))  # any rewrite would set the time to now
+    second = Path(picture.postprocess(rgb.copy()).path)
+    assert first == second and first.is_relative_to(Path(picture.GRADIO_CACHE))
+    assert os.stat(second).st_mtime_ns == 0, "an existing picture was rewritten"
+    assert Image.open(first).size == (60, 40)
+    assert [p.name for p in first.parent.iterdir()] == [first.name], "no staging file may be left behind"
+    assert Path(picture.postprocess(rgb[::-1].copy()).path) != first
+
+
+def test_second_canvas_is_drawn_only_when_compared(phantom_files) -> None:
+    s = Session()
+    s.load(phantom_files[0])
+    one, two = _view(s, ["litemedsam"])[:2], _view(s, ["litemedsam", "litemedsam_ft"])[:2]
+    assert isinstance(one[0], np.ndarray) and one[1] == gr.skip()
+    assert all(isinstance(c, np.ndarray) for c in two)
