@@ -57,28 +57,20 @@ def _safe(n_outputs: int) -> Callable:
     return wrap
 
 
-class Picture(gr.Image):
-    """``gr.Image`` that writes each rendered array to Gradio's cache once and atomically.
-
-    Gradio names a cached picture by a hash of its bytes but rewrites an existing file in place, so a
-    browser still fetching a picture while the same picture is rendered again (an example picked
-    twice, an undo back to an earlier state) can receive a truncated file: a broken image."""
-
-    def get_block_name(self) -> str:
-        return "image"  # the browser draws it with Gradio's own image component
-
-    def postprocess(self, value: Any) -> Any:
-        if isinstance(value, np.ndarray):
-            data = processing_utils.encode_pil_to_bytes(PILImage.fromarray(value.astype(np.uint8)), self.format)
-            path = Path(self.GRADIO_CACHE) / hashlib.sha256(data).hexdigest() / f"image.{self.format}"
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".image.")
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(staging, path)
-            value = str(path)
-        return super().postprocess(value)
+def _picture(rgb: np.ndarray) -> str:
+    """``rgb`` as a WebP file in Gradio's cache, written once and atomically; Gradio serves a file
+    already there as it is. (Gradio saves arrays under a hash of their bytes but rewrites an existing
+    file in place, so a browser fetching a picture while the same picture was rendered again could
+    receive a truncated file: a broken image.)"""
+    data = processing_utils.encode_pil_to_bytes(PILImage.fromarray(rgb.astype(np.uint8)), "webp")
+    path = Path(gr.utils.get_upload_folder()) / hashlib.sha256(data).hexdigest() / "image.webp"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, staging = tempfile.mkstemp(dir=path.parent, prefix=".image.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(staging, path)
+    return str(path)
 
 
 def _models(model: str, compare: bool, model_b: str | None) -> list[str]:
@@ -93,8 +85,8 @@ def _view(s: Session, models: list[str]) -> tuple:
     canvases: list[Any] = [gr.skip(), gr.skip()]  # the second canvas is drawn only when it is shown
     for i in range(max(len(models), 1)):
         run = s.runs[i] if i < len(s.runs) else None
-        canvases[i] = visualize.draw_prompts(visualize.overlay(s.rgb, run.mask if run else None, outline=s.gt),
-                                             *prompts)
+        canvases[i] = _picture(visualize.draw_prompts(
+            visualize.overlay(s.rgb, run.mask if run else None, outline=s.gt), *prompts))
     first = s.runs[0] if s.runs else None
     gallery = []
     if first and first.prediction is not None:
@@ -197,14 +189,14 @@ def _segment_tab(examples: list[Example]) -> None:
         with gr.Column(scale=2):
             status = gr.Markdown("Load an image or pick an example to start.", elem_id="status")
             with gr.Row():
-                canvas = Picture(label="Click to prompt", interactive=False, type="numpy", elem_id="canvas")
-                canvas_b = Picture(label="Second model", interactive=False, type="numpy", visible=False,
+                canvas = gr.Image(label="Click to prompt", interactive=False, type="numpy", elem_id="canvas")
+                canvas_b = gr.Image(label="Second model", interactive=False, type="numpy", visible=False,
                                     elem_id="canvas_b")
             candidates = gr.Gallery(label="Candidate masks, best first (click one to show it)", columns=3,
                                     height=220, allow_preview=False, elem_id="candidates")
             table = gr.Dataframe(headers=TABLE_COLUMNS, label="Numbers", interactive=False, elem_id="numbers")
-            auto_view = Picture(label="Everything mode: automatic masks", interactive=False, visible=False)
-            head_view = Picture(label="Prompt-free head: its classes", interactive=False, visible=False,
+            auto_view = gr.Image(label="Everything mode: automatic masks", interactive=False, visible=False)
+            head_view = gr.Image(label="Prompt-free head: its classes", interactive=False, visible=False,
                                  elem_id="head-view")
             files = gr.File(label="Exported mask", file_count="multiple", interactive=False)
 
@@ -287,7 +279,7 @@ def _segment_tab(examples: list[Example]) -> None:
         note = f"Everything mode: {len(masks)} masks from a 16x16 point grid."
         if not masks:
             note += " None passed the quality filters (box-only models rarely produce any)."
-        return gr.update(value=visualize.label_colors(labels, s.rgb), visible=True), note
+        return gr.update(value=_picture(visualize.label_colors(labels, s.rgb)), visible=True), note
 
     @_safe(2)
     def on_head(s: Session | None, label: str | None):
@@ -296,7 +288,7 @@ def _segment_tab(examples: list[Example]) -> None:
         if not label:
             raise MedsamError(f"No prompt-free head is saved on this machine: {HEADS_HOWTO}")
         labels, note = segment_with_head(found_heads[label], s.rgb, s.gt)
-        return gr.update(value=visualize.label_colors(labels, s.rgb), visible=True), note
+        return gr.update(value=_picture(visualize.label_colors(labels, s.rgb)), visible=True), note
 
     upload.change(on_upload, [upload, *model_in], [session, *controls_out, *view_out], **private)
     if examples:
