@@ -28,15 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from perf import env, median_ms  # noqa: E402
+from perf import median_ms, predictor  # noqa: E402
 
 from medsam import backends  # noqa: E402
 from medsam.backends import export_graphs, prompt_arrays  # noqa: E402
 from medsam.benchmark import git_commit  # noqa: E402
 from medsam.imaging import load_mask, load_rgb  # noqa: E402
 from medsam.metrics import dice  # noqa: E402
-from medsam.models import build_model, get_spec  # noqa: E402
-from medsam.predictor import EmbeddingCache, Predictor, Prompt  # noqa: E402
+from medsam.predictor import Predictor, Prompt  # noqa: E402
 
 # variant -> (encoder, decoder) precision; "int8" is an NNCF-quantized graph run in f32 otherwise
 VARIANTS = {"f32": ("f32", "f32"), "bf16": ("bf16", "bf16"), "bf16 encoder": ("bf16", "f32"),
@@ -78,10 +77,8 @@ def variant_predictor(variant: str, quantized: dict[str, object]) -> Predictor:
     """An OpenVINO predictor whose encoder and decoder run in the variant's precisions."""
     import openvino as ov
 
-    spec = get_spec("litemedsam")
-    with env(MEDSAM_PRECISION="f32"):
-        pred = Predictor(spec, build_model(spec), cache=EmbeddingCache(0), backend="openvino")
-    enc, dec = export_graphs(pred.model, spec.input_size)
+    pred = predictor("openvino")
+    enc, dec = export_graphs(pred.model, pred.spec.input_size)
     core = ov.Core()
     for part, path, precision in (("encoder", enc, VARIANTS[variant][0]), ("decoder", dec, VARIANTS[variant][1])):
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": backends.threads(),
@@ -107,7 +104,7 @@ def main() -> None:
     manifest = pd.read_csv(args.data / "manifest.csv")
     calibration = manifest[manifest["split"] == "train"].sample(args.calibration, random_state=0)
     test = manifest[manifest["split"] == "test"].groupby("modality").head(args.per_modality)
-    eager = Predictor(get_spec("litemedsam"), build_model(get_spec("litemedsam")), EmbeddingCache(0), backend="torch")
+    eager = predictor("torch")
     start = time.perf_counter()
     quantized = quantize(args.data, calibration, variant_predictor("f32", {}))
     report: dict = {"command": "python bench/quantization.py " + " ".join(sys.argv[1:]),

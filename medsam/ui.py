@@ -62,7 +62,7 @@ def _picture(rgb: np.ndarray) -> str:
     already there as it is. (Gradio saves arrays under a hash of their bytes but rewrites an existing
     file in place, so a browser fetching a picture while the same picture was rendered again could
     receive a truncated file: a broken image.)"""
-    data = processing_utils.encode_pil_to_bytes(PILImage.fromarray(rgb.astype(np.uint8)), "webp")
+    data = processing_utils.encode_pil_to_bytes(PILImage.fromarray(rgb.astype(np.uint8, copy=False)), "webp")
     path = Path(gr.utils.get_upload_folder()) / hashlib.sha256(data).hexdigest() / "image.webp"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ def _view(s: Session, models: list[str]) -> tuple:
     first = s.runs[0] if s.runs else None
     gallery = []
     if first and first.prediction is not None:
-        gallery = [(visualize.overlay(s.rgb, m), f"#{k + 1}  predicted IoU {sc:.3f}")
+        gallery = [(_picture(visualize.overlay(s.rgb, m)), f"#{k + 1}  predicted IoU {sc:.3f}")
                    for k, (m, sc) in enumerate(zip(first.prediction.masks, first.prediction.scores))]
     rows = [run.summary() for run in s.runs]
     table = [[r.get(c, "") if r.get(c) is not None else "" for c in TABLE_COLUMNS] for r in rows]

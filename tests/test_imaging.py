@@ -7,9 +7,7 @@ import gzip
 import io
 import os
 import re
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import nibabel as nib

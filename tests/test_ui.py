@@ -9,8 +9,10 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from medsam.service import Session
+from medsam.service import MODES, Session
 from medsam.ui import _picture, _view
+
+BOX = MODES[2]
 
 
 def test_picture_is_written_once(tmp_path: Path, monkeypatch) -> None:
@@ -34,3 +36,15 @@ def test_second_canvas_is_drawn_only_when_compared(phantom_files) -> None:
     one, two = _view(s, ["litemedsam"])[:2], _view(s, ["litemedsam", "litemedsam_ft"])[:2]
     assert Path(one[0]).is_file() and one[1] == gr.skip()
     assert all(Path(c).is_file() for c in two)
+
+
+def test_candidates_are_cached_pictures(phantom_files) -> None:
+    image, _, box = phantom_files
+    s = Session()
+    s.load(image)
+    s.click(box[0], box[1], BOX)
+    s.click(box[2], box[3], BOX)
+    s.predict(["litemedsam"])
+    gallery = _view(s, ["litemedsam"])[2]
+    assert len(gallery) == 3 and all(Path(p).is_file() and caption.startswith(f"#{k}")
+                                     for k, (p, caption) in enumerate(gallery, 1))
