@@ -115,19 +115,25 @@ _RAS = axcodes2ornt("RAS")
 class Scan:
     """A loaded image: a 2D picture or a 3D volume, with what is needed to write masks back.
 
-    data is float32: (H, W) gray or (H, W, 3) RGB for pictures; (X, Y, Z) in RAS+ for NIfTI;
+    data is float32: (H, W) gray or (H, W, 3) RGB for pictures; (X, Y, Z) in RAS+ for NIfTI and
+    DICOM series (``oriented``: they carry an affine and share the display convention);
     (rows, cols, frames) for multi-frame DICOM. default_window is a WINDOW_PRESETS key or,
     for DICOM files carrying WindowCenter/WindowWidth, that (level, width) pair.
     """
 
     data: np.ndarray
-    kind: Literal["image", "dicom", "nifti"]
+    kind: Literal["image", "dicom", "nifti", "series"]
     modality: str | None = None
     affine: np.ndarray | None = None
     source_shape: tuple[int, ...] | None = None
     default_window: str | tuple[float, float] = STORED
     rgb: bool = False
     dicom_window: tuple[float, float] | None = None
+
+    @property
+    def oriented(self) -> bool:
+        """True for volumes in RAS+ with an affine (NIfTI, DICOM series): shown radiologically."""
+        return self.kind in ("nifti", "series")
 
     @property
     def is_volume(self) -> bool:
@@ -146,7 +152,7 @@ class Scan:
             return self.data
         axis, index = self._locate(axis, index)
         plane = np.take(self.data, index, axis=axis)
-        if self.kind == "nifti":
+        if self.oriented:
             plane = np.fliplr(np.rot90(plane))
         h, w = plane.shape
         if min(h, w) < MIN_SIDE:
@@ -166,11 +172,11 @@ class Scan:
         if not self.is_volume:
             return plane
         axis, index = self._locate(axis, index)
-        if self.kind == "nifti":
+        if self.oriented:
             plane = np.rot90(np.fliplr(plane), k=-1)
         volume = np.zeros(self.data.shape, np.uint8)
         np.moveaxis(volume, axis, 0)[index] = plane
-        if self.kind == "nifti":
+        if self.oriented:
             # Undo the canonical (RAS+) reorientation done at load time.
             volume = apply_orientation(volume, ornt_transform(_RAS, io_orientation(self.affine)))
         return np.ascontiguousarray(volume)

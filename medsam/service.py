@@ -266,7 +266,7 @@ class Session:
         folder = Path(tempfile.mkdtemp(dir=_EXPORT_DIR))
         stem = Path(self.filename).name.split(".")[0] or "image"
         files = [imaging.save_mask_png(mask, folder / f"{stem}_mask.png")]
-        if self.scan is not None and self.scan.is_volume and self.scan.kind == "nifti":
+        if self.scan is not None and self.scan.is_volume and self.scan.oriented:
             files.append(imaging.save_mask_nifti(mask, self.scan, self.axis, self.index,
                                                  folder / f"{stem}_mask.nii.gz"))
         return files
