@@ -533,6 +533,21 @@ def _dicom_window(ds: pydicom.Dataset) -> tuple[float, float] | None:
     return (level, span) if math.isfinite(level) and math.isfinite(span) and span > 0 else None
 
 
+def _transfer_syntax(ds: pydicom.Dataset) -> UID:
+    """The transfer syntax (set on a bare dataset read with force=True); InputError if no decoder is installed."""
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, _ = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    syntax = UID(ds.file_meta.TransferSyntaxUID)
+    try:
+        decodable = get_decoder(syntax).is_available
+    except NotImplementedError:
+        decodable = False
+    if not decodable:
+        raise InputError(f"The DICOM transfer syntax {syntax.name} is not supported: no decoder is installed.")
+    return syntax
+
+
 def _load_dicom(raw: bytes, force: bool) -> Scan:
     try:
         ds = pydicom.dcmread(io.BytesIO(raw), force=force)
@@ -554,16 +569,7 @@ def _load_dicom(raw: bytes, force: bool) -> Scan:
             raise InputError(f"The frames are {cols}x{rows} pixels; they must be at least {MIN_SIDE}x{MIN_SIDE}.")
     else:
         _check_image_size(cols, rows)
-    if "TransferSyntaxUID" not in ds.file_meta:  # bare dataset read with force=True
-        implicit, _ = ds.original_encoding
-        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
-    syntax = UID(ds.file_meta.TransferSyntaxUID)
-    try:
-        decodable = get_decoder(syntax).is_available
-    except NotImplementedError:
-        decodable = False
-    if not decodable:
-        raise InputError(f"The DICOM transfer syntax {syntax.name} is not supported: no decoder is installed.")
+    syntax = _transfer_syntax(ds)
     try:
         arr = ds.pixel_array
         if samples == 1:
