@@ -22,6 +22,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from medsam.paths import command_line  # noqa: E402
 from medsam.benchmark import git_commit  # noqa: E402
 VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),
             "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16")}
@@ -57,7 +58,7 @@ def main() -> None:
         means[variant] = rows.groupby("strategy")["dice"].mean().round(4).to_dict()
         counts[variant] = int(rows["mask"].nunique())
     report = {
-        "command": "python bench/backend_parity.py " + " ".join(sys.argv[1:]), "model": args.model,
+        "command": command_line(["python", "bench/backend_parity.py"], sys.argv[1:]), "model": args.model,
         "git_commit": git_commit(REPO / "results"),
         "pairs": counts, "mean_dice": means, "tolerance": TOLERANCE,
         "difference_from_eager": {v: {s: round(m[s] - means["torch"][s], 4) for s in m} for v, m in means.items()},

@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from medsam.paths import command_line  # noqa: E402
 from medsam.benchmark import git_commit  # noqa: E402
 
 
@@ -127,7 +128,7 @@ def main() -> None:
     import tempfile
 
     image, box = (args.image, args.box) if args.image else _phantom(Path(tempfile.mkdtemp()))
-    figures = {"command": "python bench/click_latency.py " + " ".join(sys.argv[1:]),
+    figures = {"command": command_line(["python", "bench/click_latency.py"], sys.argv[1:]),
                "git_commit": git_commit(Path(__file__).resolve().parents[1] / "results"),
                **measure(args.url or start_app(), image, box, args.clicks, args.model),
                "machine": f"{platform.machine()} cpus={os.cpu_count()}"}

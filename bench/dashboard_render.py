@@ -102,7 +102,7 @@ def main() -> None:
     import gradio as gr
 
     from medsam.dashboard import build_figures, load_results
-    from medsam.dashboard_tab import build_dashboard_tab
+    from medsam.ui.dashboard_tab import build_dashboard_tab
 
     work = Path(tempfile.mkdtemp(prefix="medsam-dashboard-bench-"))
     tempfile.tempdir = str(work)  # the tab's download CSVs go here, removed at the end

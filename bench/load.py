@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from medsam.ui import launch_kwargs, queue_kwargs  # noqa: E402  (the settings app.py launches with)
+from medsam.paths import command_line  # noqa: E402
 from medsam.benchmark import git_commit  # noqa: E402
 
 MODEL = "litemedsam"
@@ -199,7 +200,7 @@ def main() -> None:
     errors = [e for u in users for e in u.errors]
     commit = git_commit(REPO / "results")
     figures = {
-        "command": "python bench/load.py " + " ".join(sys.argv[1:]),
+        "command": command_line(["python", "bench/load.py"], sys.argv[1:]),
         "git_commit": commit,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),

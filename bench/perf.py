@@ -41,6 +41,7 @@ from load import data_images, rss_mb  # noqa: E402
 from load import start_app as start_app_process  # noqa: E402
 
 from medsam import backends  # noqa: E402
+from medsam.paths import command_line  # noqa: E402
 from medsam.benchmark import DEFAULT_GRID, git_commit  # noqa: E402
 from medsam.imaging import load_rgb  # noqa: E402
 from medsam.models import build_model, get_spec  # noqa: E402
@@ -232,7 +233,7 @@ def main() -> None:
     torch.set_num_threads(backends.threads())
     images = data_images(args.data, 50)
     rgbs = [load_rgb(p) for p, _ in images[: args.images]]
-    fig: dict = {"command": "python bench/perf.py " + " ".join(sys.argv[1:]),
+    fig: dict = {"command": command_line(["python", "bench/perf.py"], sys.argv[1:]),
                  "git_commit": git_commit(REPO / "results"),
                  "date": time.strftime("%Y-%m-%d"),
                  "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),

@@ -32,6 +32,7 @@ from perf import median_ms, predictor  # noqa: E402
 
 from medsam import backends  # noqa: E402
 from medsam.backends import export_graphs, prompt_arrays  # noqa: E402
+from medsam.paths import command_line  # noqa: E402
 from medsam.benchmark import git_commit  # noqa: E402
 from medsam.imaging import load_mask, load_rgb  # noqa: E402
 from medsam.metrics import dice  # noqa: E402
@@ -107,7 +108,7 @@ def main() -> None:
     eager = predictor("torch")
     start = time.perf_counter()
     quantized = quantize(args.data, calibration, variant_predictor("f32", {}))
-    report: dict = {"command": "python bench/quantization.py " + " ".join(sys.argv[1:]),
+    report: dict = {"command": command_line(["python", "bench/quantization.py"], sys.argv[1:]),
                     "git_commit": git_commit(REPO / "results"), "calibration_pairs": args.calibration,
                     "quantize_s": round(time.perf_counter() - start, 1), "test_pairs": len(test), "variants": {}}
     cases = [(load_rgb(args.data / r["image"]), load_mask(args.data / r["mask"]) > 0) for _, r in test.iterrows()]

@@ -26,6 +26,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from medsam.paths import command_line  # noqa: E402
 from medsam.benchmark import git_commit  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     configs = {"local": [], "ray_1_worker": ["--engine", "ray", "--workers", "1"],
                f"ray_{cores}_workers": ["--engine", "ray", "--workers", str(cores)]}
-    fig: dict = {"command": "python bench/ray_throughput.py " + " ".join(sys.argv[1:]),
+    fig: dict = {"command": command_line(["python", "bench/ray_throughput.py"], sys.argv[1:]),
                  "git_commit": git_commit(REPO / "results"),
                  "date": time.strftime("%Y-%m-%d"),
                  "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores},

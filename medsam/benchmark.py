@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import platform
-import shlex
 import signal
 import subprocess
 import sys
@@ -63,6 +62,7 @@ from .errors import MedsamError
 from .imaging import load_mask, load_rgb
 from .metrics import components, dice, noc, segmentation_scores, target_descriptors
 from .models import REGISTRY
+from .paths import command_line
 from .predictor import Embedding, Predictor, Prompt, load_model
 from .prompts import STRATEGIES, center_point, corrective_click, make_prompt, rng_for
 
@@ -443,7 +443,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
         raise SystemExit("Interrupted; run the same command again to resume.") from None
     finally:
         record_run(prov_path, {
-            "command": shlex.join(["python", "-m", "medsam.benchmark", *argv]),
+            "command": command_line(["python", "-m", "medsam.benchmark"], argv),
             "git_commit": commit,  # at the start
             "versions": {"medsam": __version__, "torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},

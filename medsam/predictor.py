@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -124,6 +124,7 @@ class EmbeddingCache:
         self.max_bytes = max_bytes
         self._items: OrderedDict[str, Embedding] = OrderedDict()
         self._lock = threading.Lock()
+        self._pending: dict[str, threading.Event] = {}  # keys being computed by some thread
 
     @property
     def nbytes(self) -> int:
@@ -138,6 +139,30 @@ class EmbeddingCache:
             if item is not None:
                 self._items.move_to_end(key)
             return item
+
+    def get_or_compute(self, key: str, compute: Callable[[], Embedding]) -> tuple[Embedding, bool]:
+        """The cached embedding for ``key`` (and True), or ``compute()``'s (and False). While one
+        thread computes a key, others asking for it wait for that result instead of computing it
+        again (two visitors on the same example, or a click during the start-up warm-up)."""
+        while True:
+            with self._lock:
+                item = self._items.get(key)
+                if item is not None:
+                    self._items.move_to_end(key)
+                    return item, True
+                pending = self._pending.get(key)
+                if pending is None:
+                    self._pending[key] = threading.Event()
+            if pending is None:
+                break
+            pending.wait()  # then look again: the result is cached, or the computing thread failed
+        try:
+            emb = compute()
+            self.put(emb)
+            return emb, False
+        finally:
+            with self._lock:
+                self._pending.pop(key).set()
 
     def put(self, emb: Embedding) -> None:
         with self._lock:
@@ -213,14 +238,15 @@ class Predictor:
         """Encode an RGB uint8 image, or reuse its cached embedding; it becomes the current image."""
         rgb = as_rgb(image)
         key = image_key(self.embedding_name, rgb)
-        emb = self.cache.get(key)
-        if emb is None:
+
+        def encode() -> Embedding:
             start = time.perf_counter()
             x, geo = self.spec.preprocessing.image(rgb)
             feats = self.engine.encode(x.to(self.device))
-            emb = Embedding(key, feats, geo, (time.perf_counter() - start) * 1e3)
-            self.cache.put(emb)
-        else:
+            return Embedding(key, feats, geo, (time.perf_counter() - start) * 1e3)
+
+        emb, cached = self.cache.get_or_compute(key, encode)
+        if cached:
             emb = Embedding(emb.key, emb.features, emb.geometry, emb.encode_ms, cached=True)
         self._current = emb
         return emb

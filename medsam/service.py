@@ -15,16 +15,19 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from . import imaging
+from . import automatic, imaging
 from .errors import InputError, MedsamError
 from .finetune import heads
+from .gallery import EXPERT, Example
 from .metrics import dice, segmentation_scores
 from .models import REGISTRY, get_spec
 from .predictor import MAX_POINTS, Prediction, Prompt, list_models, load_model
+from .prompts import bbox
+from . import series
 
 log = logging.getLogger(__name__)
 AXES = {"Axial": 2, "Coronal": 1, "Sagittal": 0}
@@ -67,12 +70,6 @@ class ModelRun:
         if self.scores:
             row |= {k: (round(v, 4) if np.isfinite(v) else None) for k, v in self.scores.items()}
         return row
-
-
-def model_choices() -> list[tuple[str, str]]:
-    """Dropdown entries (label, name): ready models say so, others say which file they need."""
-    return [(f"{m['title']}" + ("" if m["ready"] else f"  [needs {m['checkpoint']}]"), m["name"])
-            for m in list_models()]
 
 
 def prompt_advice(model: str, prompt: Prompt) -> str | None:
@@ -118,6 +115,17 @@ def segment_with_head(path: Path, rgb: np.ndarray, gt: np.ndarray | None = None)
     return labels, f"Prompt-free {saved.kind} head{trained}: {found} ({ms:.0f} ms)."
 
 
+def everything(model: str, rgb: np.ndarray, progress: Callable[[float], None] | None = None
+               ) -> tuple[np.ndarray, str]:
+    """Automatic masks from a 16x16 point grid: a label map (largest painted first) and a sentence."""
+    predictor = load_model(model)
+    masks = automatic.generate(predictor, predictor.set_image(rgb), progress=progress)
+    note = f"Everything mode: {len(masks)} masks from a 16x16 point grid."
+    if not masks:
+        note += " None passed the quality filters (box-only models rarely produce any)."
+    return automatic.label_map(masks, rgb.shape[:2]), note
+
+
 def score(run: ModelRun, gt: np.ndarray | None) -> None:
     """Fill DICE/IoU/HD95 of the chosen candidate against the ground truth, if there is one."""
     if gt is not None and run.mask is not None:
@@ -141,14 +149,20 @@ class Session:
     corner: tuple[float, float] | None = None
     history: list[tuple[str, Any]] = field(default_factory=list)  # for undo
     gt_scan: imaging.Scan | None = None
+    gt_values: tuple[int, ...] | None = None  # label values that make up the object in a label volume
     gt: np.ndarray | None = None
+    reference: str = EXPERT  # what the mask is: expert ground truth, or e.g. a model's prediction
+    example: Example | None = None
     runs: list[ModelRun] = field(default_factory=list)
 
     # --- image and view -------------------------------------------------------------------
-    def load(self, source: str | Path | bytes, filename: str | None = None) -> None:
-        scan = imaging.load_scan(source, filename)
+    def load(self, source: str | Path | bytes | list[str | Path], filename: str | None = None,
+             scan: imaging.Scan | None = None) -> None:
+        """Open a picture, DICOM file or NIfTI volume; a folder, a .zip or several files as a DICOM
+        series (``scan``: the file already loaded)."""
+        scan = scan or load_any(source, filename)
         self.__init__()  # type: ignore[misc]  # a new image starts a fresh session
-        self.scan, self.filename = scan, filename or Path(str(source)).name
+        self.scan, self.filename = scan, filename or _name(source)
         self.window = scan.default_window
         self.index = scan.n_slices(2) // 2 if scan.is_volume else None
         self.render()
@@ -173,9 +187,13 @@ class Session:
         self._slice_gt()
 
     # --- ground truth ---------------------------------------------------------------------
-    def set_gt(self, source: str | Path | None, filename: str | None = None) -> None:
+    def set_gt(self, source: str | Path | None, filename: str | None = None,
+               values: tuple[int, ...] | None = None, reference: str = EXPERT) -> None:
+        """A binary mask, or for a volume a mask or label volume (``values``: the labels of the object)."""
+        self.reference = reference
         if source is None:
-            self.gt_scan, self.gt = None, None
+            self.gt_scan, self.gt, self.gt_values = None, None, None
+            self.rescore()
             return
         if self.rgb is None:
             raise InputError("Load an image before its ground-truth mask.")
@@ -185,16 +203,35 @@ class Session:
             if gt_scan.data.shape != self.scan.data.shape:
                 raise InputError(f"The mask volume has shape {gt_scan.data.shape} but the image volume "
                                  f"has {self.scan.data.shape}.")
-            self.gt_scan = gt_scan
+            self.gt_scan, self.gt_values = gt_scan, values
             self._slice_gt()
         else:
-            self.gt_scan = None
+            self.gt_scan, self.gt_values = None, None
             self.gt = imaging.load_mask(source, self.rgb.shape[:2], filename)
         self.rescore()
 
+    def _object_voxels(self, data: np.ndarray) -> np.ndarray:
+        return np.isin(data, self.gt_values) if self.gt_values else data > 0
+
     def _slice_gt(self) -> None:
         if self.gt_scan is not None:
-            self.gt = self.gt_scan.slice(self.axis, self.index) > 0
+            self.gt = self._object_voxels(self.gt_scan.slice(self.axis, self.index))
+
+    def open_example(self, example: Example, scan: imaging.Scan | None = None) -> None:
+        """Load an example with its mask; a volume opens on the axial slice where the object is
+        largest. The suggested box (a volume's: the mask's tight box on that slice) is set."""
+        self.load(example.image, scan=scan)
+        self.set_gt(example.mask, example.mask.name, example.label_values, example.reference)
+        self.example = example
+        box = example.box
+        if example.is_volume and self.gt_scan is not None:
+            voxels = self._object_voxels(self.gt_scan.data)
+            self.set_view(2, int(np.argmax(voxels.sum(axis=(0, 1)))))
+            assert self.gt is not None
+            box = tuple(int(v) for v in bbox(self.gt)) if self.gt.any() else None
+        if box is not None:
+            self.box = tuple(float(v) for v in box)  # type: ignore[assignment]
+            self.history.append(("box", None))
 
     def rescore(self) -> None:
         for run in self.runs:
@@ -270,6 +307,29 @@ class Session:
             files.append(imaging.save_mask_nifti(mask, self.scan, self.axis, self.index,
                                                  folder / f"{stem}_mask.nii.gz"))
         return files
+
+
+def load_any(source: str | Path | bytes | list[str | Path], filename: str | None = None) -> imaging.Scan:
+    """One file as a picture, DICOM file or NIfTI volume; a folder, a .zip, or several files as one
+    DICOM series."""
+    paths = list(source) if isinstance(source, (list, tuple)) else None
+    if paths is not None and len(paths) == 1:
+        source, paths = paths[0], None
+    if paths is not None:
+        if not paths:
+            raise InputError("No file was given.")
+        return series.load_series(paths)
+    if isinstance(source, (str, Path)) and (Path(source).is_dir() or str(source).lower().endswith(".zip")):
+        return series.load_series(source)
+    if isinstance(source, bytes) and series.is_zip(source):
+        return series.load_series(source)
+    return imaging.load_scan(source, filename)
+
+
+def _name(source: str | Path | bytes | list[str | Path]) -> str:
+    if isinstance(source, (list, tuple)):
+        return Path(str(source[0])).parent.name if len(source) > 1 else Path(str(source[0])).name
+    return "" if isinstance(source, bytes) else Path(str(source)).name
 
 
 def _prune_exports(max_age_s: float = EXPORT_TTL_S) -> None:

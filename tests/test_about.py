@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medsam.ui import RESULTS, _performance
+from medsam.ui import RESULTS
+from medsam.ui.about_tab import performance as _performance
 
 PERF = {"command": "python bench/perf.py --data D", "date": "2026-11-24", "git_commit": "abc1234",
         "machine": {"cores": 2},

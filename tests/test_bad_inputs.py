@@ -418,10 +418,10 @@ CASES = [
     Case("unknown-model", _unknown_model, r"Unknown model 'no_such_model'\. Known models: litemedsam, .*\.",
          kind=MedsamError, load_kind=MedsamError),
     Case("checkpoint-missing", _missing_checkpoint,
-         r"The checkpoint sam_vit_b_01ec64\.pth \(\d+ MB\) is not in .*/empty\. Download it from https://\S+ "
+         r"The checkpoint sam_vit_b_01ec64\.pth \(\d+ MB\) is not in \$MEDSAM_CHECKPOINTS\. Download it from https://\S+ "
          r"and put it in that folder .*\.", ui="model", load_kind=ModelUnavailableError),
     Case("checkpoint-wrong-sha256", _checkpoint("tiny_sha", sha256="0" * 64),
-         r"The checkpoint \S+/tiny_sha\.pth does not have the expected sha256 of tiny_sha\.pth; it is corrupt or a "
+         r"The checkpoint tiny_sha\.pth does not have the expected sha256 of tiny_sha\.pth; it is corrupt or a "
          r"different file\. Delete it and fetch it again\.", ui="model", load_kind=CheckpointError),
     Case("checkpoint-pickle-with-code", _checkpoint("tiny_evil", lambda tmp: {"model": _Evil(tmp / MARKER)}),
          r"The checkpoint tiny_evil\.pth is not a plain PyTorch state dict and was refused \(it may contain code "
@@ -458,11 +458,18 @@ def client(app: tuple[gr.Blocks, str]) -> Client:
 
 
 def _handler(demo: gr.Blocks, name: str) -> Callable:
-    """A UI event handler by function name (the plain one, not an Undo/Clear partial)."""
+    """A Segment-tab event handler by name (the plain one, not an Undo/Clear partial), returning
+    (session, status line) from its {component: value} updates."""
     fns = [f.fn for f in demo.fns.values() if not isinstance(f.fn, functools.partial)
            and getattr(f.fn, "__name__", "") == name]
     assert fns, name
-    return fns[-1]
+    fn = fns[-1]
+    tab = fn.__wrapped__.__self__
+
+    def call(*args: object) -> tuple:
+        out = fn(*args)
+        return out.get(tab.session), out[tab.status]
+    return call
 
 
 def _segment(client: Client, req: Request) -> tuple[str, dict]:
@@ -520,17 +527,17 @@ def test_bad_input(case: Case, app: tuple[gr.Blocks, str], client: Client, tmp_p
     # 3. the UI: a visible message in the status line (or the image shown)
     model_in = ("litemedsam", False, None)
     if case.ui == "upload":
-        out = _handler(demo, "on_upload")(str(req.image), *model_in)
+        out = _handler(demo, "on_upload")([str(req.image)], *model_in)
         if case.error is None:
             assert out[0].rgb.shape[:2] == np.asarray(Image.open(req.gt)).shape and out[-1].startswith("Add a prompt")
         else:
             assert out[-1] == f"**Error:** {message}"
     elif case.ui == "gt":
-        session = _handler(demo, "on_upload")(str(req.image), *model_in)[0]
+        session = _handler(demo, "on_upload")([str(req.image)], *model_in)[0]
         out = _handler(demo, "on_gt")(session, str(req.gt), *model_in)
         assert out[-1] == f"**Error:** {message}"
     elif case.ui == "model":
-        session = _handler(demo, "on_upload")(str(req.image), *model_in)[0]
+        session = _handler(demo, "on_upload")([str(req.image)], *model_in)[0]
         session.box = tuple(_box(OBJECT))
         out = _handler(demo, "on_edit")(session, req.model, False, None)
         assert f"**{models.REGISTRY[req.model].title}:** {message}" in out[-1].split("  \n")
@@ -552,7 +559,7 @@ def test_corpus_covers_the_issue() -> None:
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_ui_refuses_clicks_outside_and_beyond_the_point_cap(app: tuple[gr.Blocks, str], tmp_path: Path) -> None:
     demo = app[0]
-    session = _handler(demo, "on_upload")(str(_picture(tmp_path)), "litemedsam", False, None)[0]
+    session = _handler(demo, "on_upload")([str(_picture(tmp_path))], "litemedsam", False, None)[0]
     on_click = _handler(demo, "on_click")
     out = on_click(session, MODES[0], "litemedsam", False, None, gr.SelectData(None, {"index": [500, 5], "value": 0}))
     assert out[-1] == f"**Error:** The click (500, 5) is outside the {PICTURE} image."

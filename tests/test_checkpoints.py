@@ -108,7 +108,7 @@ def test_missing_checkpoint_names_file_url_and_folder(ckpt_dir: Path) -> None:
     with pytest.raises(ModelUnavailableError) as err:
         load_model("sam_vit_b")
     msg = str(err.value)
-    assert "sam_vit_b_01ec64.pth" in msg and str(ckpt_dir) in msg
+    assert "sam_vit_b_01ec64.pth" in msg and "$MEDSAM_CHECKPOINTS" in msg and str(ckpt_dir) not in msg
     assert "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth" in msg
 
 

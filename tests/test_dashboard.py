@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from medsam import dashboard as d
-from medsam.dashboard_tab import build_dashboard_tab
+from medsam.ui.dashboard_tab import build_dashboard_tab
 
 REPO = Path(__file__).resolve().parents[1]
 

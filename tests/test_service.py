@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from medsam import InputError
-from medsam.service import MODES, Session, model_choices, segment_files
+from medsam.model_notes import model_choices
+from medsam.service import MODES, Session, segment_files
 
 POS, NEG, BOX = MODES
 
@@ -79,9 +80,11 @@ def test_compare_two_models_reports_missing_weights(phantom_files, tmp_path: Pat
     s.click(box[2], box[3], BOX)
     s.predict(["litemedsam", "sam_vit_b"])
     assert s.runs[0].error is None
-    assert "sam_vit_b_01ec64.pth" in s.runs[1].error and str(tmp_path) in s.runs[1].error
+    error = s.runs[1].error
+    assert "sam_vit_b_01ec64.pth" in error and "$MEDSAM_CHECKPOINTS" in error and str(tmp_path) not in error
+    monkeypatch.setenv("MEDSAM_DOWNLOAD", "0")
     labels = dict((name, label) for label, name in model_choices())
-    assert "needs sam_vit_b_01ec64.pth" in labels["sam_vit_b"] and "needs" not in labels["litemedsam"]
+    assert "needs sam_vit_b_01ec64.pth" in labels["sam_vit_b"] and "ready" in labels["litemedsam"]
 
 
 def test_volume_slices_and_nifti_export(tmp_path: Path) -> None:
@@ -147,7 +150,7 @@ def test_segment_files_wrong_size_ground_truth(phantom_files, tmp_path: Path) ->
 
 
 def test_status_reports_ground_truth(phantom_files) -> None:
-    from medsam.ui import _status
+    from medsam.ui.segment_tab import status_text as _status
 
     image, mask, _ = phantom_files
     s = Session()

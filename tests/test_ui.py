@@ -6,13 +6,21 @@ import os
 from pathlib import Path
 
 import gradio as gr
+import pytest
 import numpy as np
 from PIL import Image
 
 from medsam.service import MODES, Session
-from medsam.ui import _picture, _view
+from medsam.ui.common import picture as _picture
+from medsam.ui.segment_tab import SegmentTab
 
 BOX = MODES[2]
+
+
+@pytest.fixture(scope="module")
+def tab() -> SegmentTab:
+    with gr.Blocks():
+        return SegmentTab([])
 
 
 def test_picture_is_written_once(tmp_path: Path, monkeypatch) -> None:
@@ -30,21 +38,22 @@ def test_picture_is_written_once(tmp_path: Path, monkeypatch) -> None:
     assert gr.Image(type="numpy").move_resource_to_block_cache(str(first)) == str(first)
 
 
-def test_second_canvas_is_drawn_only_when_compared(phantom_files) -> None:
+def test_second_canvas_is_drawn_only_when_compared(tab: SegmentTab, phantom_files) -> None:
     s = Session()
     s.load(phantom_files[0])
-    one, two = _view(s, ["litemedsam"])[:2], _view(s, ["litemedsam", "litemedsam_ft"])[:2]
+    views = tab.view(s, ["litemedsam"]), tab.view(s, ["litemedsam", "litemedsam_ft"])
+    one, two = ([v[tab.canvas], v[tab.canvas_b]] for v in views)
     assert Path(one[0]).is_file() and one[1] == gr.skip()
     assert all(Path(c).is_file() for c in two)
 
 
-def test_candidates_are_cached_pictures(phantom_files) -> None:
+def test_candidates_are_cached_pictures(tab: SegmentTab, phantom_files) -> None:
     image, _, box = phantom_files
     s = Session()
     s.load(image)
     s.click(box[0], box[1], BOX)
     s.click(box[2], box[3], BOX)
     s.predict(["litemedsam"])
-    gallery = _view(s, ["litemedsam"])[2]
+    gallery = tab.view(s, ["litemedsam"])[tab.candidates]
     assert len(gallery) == 3 and all(Path(p).is_file() and caption.startswith(f"#{k}")
                                      for k, (p, caption) in enumerate(gallery, 1))

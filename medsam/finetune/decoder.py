@@ -37,6 +37,7 @@ from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
 from ..metrics import components
 from ..models import REGISTRY, build_model
+from ..paths import command_line
 from ..predictor import Embedding, Predictor, Prompt, decode_prompts, load_model
 from ..prompts import bbox, corrective_click, jitter_box, negative_points, random_points
 
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     train_s = time.perf_counter() - start - prep_s
     save_decoder(model, args.out)
     record = {
-        "command": "python -m medsam.finetune decoder " + " ".join(argv or []),
+        "command": command_line(["python", "-m", "medsam.finetune", "decoder"], argv or []),
         "train_pairs": len(rows), "train_targets": sum(map(len, targets)),
         "datasets": sorted(rows.dataset_id.unique()), "steps": args.steps, "batch_size": args.batch_size,
         "lr": args.lr, "seed": args.seed, "features_seconds": round(prep_s, 1), "train_seconds": round(train_s, 1),

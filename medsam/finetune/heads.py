@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import sys
 import time
 import zlib
@@ -62,6 +61,7 @@ from ..errors import InputError, MedsamError
 from ..imaging import load_mask, load_rgb
 from ..metrics import dice
 from ..models import LOW_RES, PROMPT_DIM, Geometry, Preprocessing
+from ..paths import command_line
 from ..predictor import Predictor, as_rgb, load_model
 
 ENCODER = "litemedsam"  # the frozen encoder whose features the heads read
@@ -521,7 +521,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
         raise SystemExit("Interrupted; run the same command again to resume.") from None
     finally:
         record_run(args.out / "label_efficiency_provenance.json", {
-            "command": shlex.join(["python", "-m", "medsam.finetune", "heads", *argv]),
+            "command": command_line(["python", "-m", "medsam.finetune", "heads"], argv),
             "git_commit": commit,  # at the start
             "versions": {"medsam": __version__, "torch": torch.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},

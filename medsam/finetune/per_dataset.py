@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import os
 import platform
-import shlex
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 from .. import __version__
 from ..benchmark import COLUMNS, PairRunner, git_commit, read_manifest, record_run, units
 from ..models import REGISTRY, build_model
+from ..paths import command_line
 from ..predictor import Predictor, load_model
 from .decoder import finetune, load_targets
 from .evaluate import STRATEGIES, paired_summary
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         rows_path.parent.mkdir(parents=True, exist_ok=True)
         rows[COLUMNS + extra].to_csv(rows_path, mode="a", header=header, index=False)
         record_run(rows_path.parent / "provenance.json", {
-            "command": shlex.join(["python", "-m", "medsam.finetune", "per-dataset", *(argv or [])]),
+            "command": command_line(["python", "-m", "medsam.finetune", "per-dataset"], argv or []),
             "dataset": dataset, "git_commit": commit, "start": start, "rows_written": len(rows),
             "train_seconds": float(rows.train_seconds.iloc[0]), "steps": args.steps,
             "versions": {"medsam": __version__, "torch": torch.__version__},

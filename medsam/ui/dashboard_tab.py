@@ -10,8 +10,9 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from .dashboard import (FILTER_COLUMNS, build_figures, choices, coverage_note, fig_descriptors, filter_rows,
+from ..dashboard import (FILTER_COLUMNS, build_figures, choices, coverage_note, fig_descriptors, filter_rows,
                         load_results)
+from ..paths import shown
 
 TABLE_ROWS = 200
 TABLE_COLUMNS = ["model", "dataset", "modality", "object", "split", "strategy", "seed", "dice", "dice_oracle", "iou",
@@ -74,12 +75,12 @@ def build_dashboard_tab(results_dir: Path) -> None:
 
 def _intro(folder: Path, n_rows: int) -> str:
     if not n_rows:
-        return (f"No benchmark results yet in `{folder}`: run `python -m medsam.benchmark` (see the README) "
+        return (f"No benchmark results yet in `{shown(folder)}`: run `python -m medsam.benchmark` (see the README) "
                 "and restart the app.")
-    return (f"Benchmark results read from `{folder / 'benchmark.csv'}` when the app started ({n_rows:,} rows; "
+    return (f"Benchmark results read from `{shown(folder / 'benchmark.csv')}` when the app started ({n_rows:,} rows; "
             "restart to pick up newer rows). Every figure uses the rows the filters select; DICE is 0-1, error "
             "bars are 95% CIs over pairs. Hatched bars and lines named **published:** are other projects' "
-            f"figures from `{folder / 'published.csv'}` with their source, never our measurements.")
+            f"figures from `{shown(folder / 'published.csv')}` with their source, never our measurements.")
 
 
 def _summary(rows: pd.DataFrame) -> str:
@@ -95,8 +96,8 @@ def _table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _table_label(rows: pd.DataFrame) -> str:
-    shown = min(len(rows), TABLE_ROWS)
-    return f"Selected rows: the first {shown:,} of {len(rows):,} (the download holds all, with every column)"
+    n = min(len(rows), TABLE_ROWS)
+    return f"Selected rows: the first {n:,} of {len(rows):,} (the download holds all, with every column)"
 
 
 class _Downloads:

