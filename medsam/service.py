@@ -217,10 +217,10 @@ class Session:
         if self.gt_scan is not None:
             self.gt = self._object_voxels(self.gt_scan.slice(self.axis, self.index))
 
-    def open_example(self, example: Example, scan: imaging.Scan | None = None) -> None:
+    def open_example(self, example: Example) -> None:
         """Load an example with its mask; a volume opens on the axial slice where the object is
         largest. The suggested box (a volume's: the mask's tight box on that slice) is set."""
-        self.load(example.image, scan=scan)
+        self.load(example.image, scan=example_scan(example.image))
         self.set_gt(example.mask, example.mask.name, example.label_values, example.reference)
         self.example = example
         box = example.box
@@ -324,6 +324,13 @@ def load_any(source: str | Path | bytes | list[str | Path], filename: str | None
     if isinstance(source, bytes) and series.is_zip(source):
         return series.load_series(source)
     return imaging.load_scan(source, filename)
+
+
+@functools.lru_cache(maxsize=8)
+def example_scan(path: Path) -> imaging.Scan:
+    """An example's image or volume, read once (examples are files that do not change; sessions
+    never modify a scan)."""
+    return load_any(path)
 
 
 def _name(source: str | Path | bytes | list[str | Path]) -> str:

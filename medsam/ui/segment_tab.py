@@ -24,7 +24,7 @@ from ..model_notes import long_note, model_choices
 from ..models import REGISTRY
 from ..paths import shown
 from ..predictor import list_models
-from ..service import AXES, MODES, Session, everything, load_any, prompt_advice, segment_with_head
+from ..service import AXES, MODES, Session, everything, prompt_advice, segment_with_head
 from .common import MODEL_WORK, PRIVATE, picture, plain_errors
 
 CUSTOM = "Custom level/width"
@@ -55,11 +55,10 @@ def _models(model: str, compare: bool, model_b: str | None) -> list[str]:
 
 def thumbnails(examples: list[Example]) -> list[str]:
     """One picture per example: its view with the reference outlined and the suggested box drawn."""
-    scans: dict[Path, imaging.Scan] = {}
     out = []
     for ex in examples:
         s = Session()
-        s.open_example(ex, scans.setdefault(ex.image, load_any(ex.image)))
+        s.open_example(ex)
         assert s.rgb is not None
         rgb = visualize.draw_prompts(visualize.overlay(s.rgb, None, outline=s.gt), [], [], s.box)
         scale = THUMB_SIDE / max(rgb.shape[:2])
