@@ -634,10 +634,12 @@ def _load_nifti(raw: bytes) -> Scan:
                          "so the image cannot be oriented.") from exc
     except (HeaderDataError, ImageFileError, ValueError) as exc:
         raise InputError("The file is not a valid NIfTI-1 image.") from exc
-    return Scan(
-        data,
-        "nifti",
-        affine=img.affine.copy(),
-        source_shape=spatial,
-        default_window=STORED if arr.dtype == np.uint8 else PERCENTILE,
-    )
+    default = STORED if arr.dtype == np.uint8 else "CT soft tissue" if _looks_like_ct(data) else PERCENTILE
+    return Scan(data, "nifti", affine=img.affine.copy(), source_shape=spatial, default_window=default)
+
+
+def _looks_like_ct(data: np.ndarray) -> bool:
+    """Hounsfield units: air (about -1000) and tissue above 100 present, nothing below -3100 (a NIfTI
+    file does not say its modality; MR intensities are not negative like this)."""
+    lo, hi = np.percentile(data.ravel()[:: max(1, data.size // 200_000)], (1, 99))  # a sample suffices
+    return bool(-1100 <= lo <= -500 and hi >= 100 and data.min() >= -3100)

@@ -203,7 +203,8 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 register(ModelSpec(
-    "litemedsam", "LiteMedSAM (TinyViT, medical, 256 px)", "litemedsam", "TinyViT-5M", "finetuned",
+    "litemedsam", "LiteMedSAM as published (SAM distilled and finetuned on medical images, 256 px)", "litemedsam",
+    "TinyViT-5M", "finetuned",
     Preprocessing("litemedsam", 256),
     Checkpoint("lite_medsam.pth", None, 39370479,
                "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76",
@@ -223,7 +224,7 @@ for _size, _cfg, _file, _bytes, _sha in [
         "zero-shot", _SAM_PRE, Checkpoint(_file, _SAM_URL + _file, _bytes, _sha),
         partial(build_sam_vit, *_cfg)))
 register(ModelSpec(
-    "medsam_vit_b", "MedSAM ViT-B (medical, 1024 px)", "medsam", "ViT-B", "finetuned",
+    "medsam_vit_b", "MedSAM ViT-B (SAM finetuned on medical images, 1024 px)", "medsam", "ViT-B", "finetuned",
     Preprocessing("medsam", 1024),
     Checkpoint("medsam_vit_b.pth", "https://zenodo.org/records/10689643/files/medsam_vit_b.pth",
                375049145, None),
@@ -238,7 +239,7 @@ register(ModelSpec(
 
 
 register(ModelSpec(
-    "litemedsam_ft", "LiteMedSAM + our finetuned decoder (boxes and clicks)", "litemedsam", "TinyViT-5M",
+    "litemedsam_ft", "LiteMedSAM + our decoder finetune (boxes and clicks)", "litemedsam", "TinyViT-5M",
     "finetuned", Preprocessing("litemedsam", 256),
     Checkpoint("litemedsam_ft.pt", None, 8176071,
                "6aba01f2f7c2eb29a24fe76d201d0efd89660c04f536f7fee25ecf735142c279",

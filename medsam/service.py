@@ -22,7 +22,7 @@ import numpy as np
 from . import automatic, imaging
 from .errors import InputError, MedsamError
 from .finetune import heads
-from .gallery import EXPERT, Example
+from .gallery import EXPERT, Example, modality_name
 from .metrics import dice, segmentation_scores
 from .models import REGISTRY, get_spec
 from .predictor import MAX_POINTS, Prediction, Prompt, list_models, load_model
@@ -99,9 +99,18 @@ def _saved_head(path: Path, mtime: float) -> heads.SavedHead:
     return heads.load_head(path)
 
 
-def segment_with_head(path: Path, rgb: np.ndarray, gt: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+def head_label(path: Path) -> str:
+    """What a saved head segments and on which images, e.g. "fetal head on ultrasound"."""
+    saved = _saved_head(Path(path), Path(path).stat().st_mtime)
+    classes = ", ".join(c.replace("_", " ") for c in saved.classes)
+    return f"{classes} on {modality_name(saved.modality)}" if saved.modality else classes
+
+
+def segment_with_head(path: Path, rgb: np.ndarray, gt: np.ndarray | None = None,
+                      modality: str | None = None) -> tuple[np.ndarray, str]:
     """Prompt-free segmentation with a saved AutoSAM-style head: a label map (0 background, i for
-    the head's i-th class) and one sentence (classes, areas, DICE against ``gt``, time)."""
+    the head's i-th class) and sentences (what it was trained on, classes, areas, DICE against
+    ``gt``, time, and a warning when ``modality``, the image's if known, is not the head's)."""
     saved = _saved_head(Path(path), Path(path).stat().st_mtime)
     start = time.perf_counter()
     masks = heads.predict_head(saved.model, saved.kind, rgb, load_model(heads.ENCODER))
@@ -112,7 +121,14 @@ def segment_with_head(path: Path, rgb: np.ndarray, gt: np.ndarray | None = None)
     found = "; ".join(f"{c}: {m.mean():.1%} of the image" + (f", DICE {dice(m, gt):.3f}" if gt is not None else "")
                       for c, m in zip(saved.classes, masks))
     trained = f", trained on {saved.trained_on}" if saved.trained_on else ""
-    return labels, f"Prompt-free {saved.kind} head{trained}: {found} ({ms:.0f} ms)."
+    note = f"Prompt-free {saved.kind} head{trained}: {found} ({ms:.0f} ms)."
+    if saved.modality and modality and modality.lower() != saved.modality.lower():
+        note += (f" **This is a {modality_name(modality)} image, but the head was trained on "
+                 f"{modality_name(saved.modality)} images only: its output means nothing here.**")
+    elif saved.modality and not modality:
+        note += (f" It was trained on {modality_name(saved.modality)} images only; on other kinds of "
+                 f"images its output means nothing.")
+    return labels, note
 
 
 def everything(model: str, rgb: np.ndarray, progress: Callable[[float], None] | None = None
@@ -169,10 +185,12 @@ class Session:
 
     def set_view(self, axis: int | None = None, index: int | None = None,
                  window: imaging.WindowSpec | None = None) -> None:
-        """Change slice or window; a new slice clears the prompts (they belong to one image)."""
+        """Change slice or window; a new slice clears the prompts (they belong to one image). A 2D
+        picture has no slices: ``axis`` and ``index`` are ignored for it."""
         if self.scan is None:
             raise InputError("Load an image first.")
-        if (axis is not None and axis != self.axis) or (index is not None and index != self.index):
+        moved = (axis is not None and axis != self.axis) or (index is not None and index != self.index)
+        if self.scan.is_volume and moved:
             self.axis = self.axis if axis is None else axis
             self.index = min(self.scan.n_slices(self.axis) - 1, self.index or 0) if index is None else index
             self.clear()
@@ -295,17 +313,21 @@ class Session:
             self.rescore()
 
     def export(self) -> list[Path]:
-        """The first model's chosen mask as PNG, and as NIfTI in the source volume for a slice."""
-        if not self.runs or self.runs[0].mask is None:
+        """Each model's chosen mask as PNG (named by model when several were compared), and as NIfTI
+        in the source volume for a volume's slice."""
+        runs = [run for run in self.runs if run.mask is not None]
+        if not runs:
             raise InputError("There is no mask to export yet: add a prompt first.")
-        mask = self.runs[0].mask
         _prune_exports()
         folder = Path(tempfile.mkdtemp(dir=_EXPORT_DIR))
         stem = Path(self.filename).name.split(".")[0] or "image"
-        files = [imaging.save_mask_png(mask, folder / f"{stem}_mask.png")]
-        if self.scan is not None and self.scan.is_volume and self.scan.oriented:
-            files.append(imaging.save_mask_nifti(mask, self.scan, self.axis, self.index,
-                                                 folder / f"{stem}_mask.nii.gz"))
+        files = []
+        for run in runs:
+            name = f"{stem}_{run.model}_mask" if len(runs) > 1 else f"{stem}_mask"
+            files.append(imaging.save_mask_png(run.mask, folder / f"{name}.png"))
+            if self.scan is not None and self.scan.is_volume and self.scan.oriented:
+                files.append(imaging.save_mask_nifti(run.mask, self.scan, self.axis, self.index,
+                                                     folder / f"{name}.nii.gz"))
         return files
 
 

@@ -51,3 +51,15 @@ def test_committed_perf_json_renders() -> None:
     text = _performance(RESULTS / "perf.json")
     assert "## Speed on this kind of machine (measured)" in text
     assert f"| openvino | {perf['encoder_ms']['openvino']:.0f} | " in text
+
+
+def test_first_visit_figures_are_shown(tmp_path: Path) -> None:
+    first = {"command": "python -m bench.first_visit", "page_served_s": 12.3, "first_mask_s": 22.9,
+             "next_visit_mask_s": 2.07}
+    path = tmp_path / "perf.json"
+    path.write_text(json.dumps(PERF | {"first_visit": first}))
+    text = _performance(path)
+    assert "the page answers after 12 s" in text and "first visitor sees the example's mask and DICE 23 s" in text
+    assert "a later visitor waits 2.1 s" in text
+    path.write_text(json.dumps(PERF))
+    assert "first visitor" not in _performance(path)

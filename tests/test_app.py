@@ -177,7 +177,7 @@ def test_browser_every_example_opens_and_segments(page) -> None:
             status = _wait_example(page, ex)
             assert 0.0 <= float(status.split("DICE")[1].split()[0]) <= 1.0, status
             assert ("not expert ground truth" in status) == (ex.reference != "expert")
-            assert page.locator("#slice").is_visible() == ex.is_volume, ex.label
+            page.wait_for_selector("#slice", state="visible" if ex.is_volume else "hidden")
 
 
 def test_browser_compare_side_by_side(page, phantom_files) -> None:
@@ -219,6 +219,103 @@ def test_browser_prompt_free_head(page, phantom_files) -> None:
     assert "trained on the 20 training images of hc18" in status
     assert 0.0 <= float(status.split("DICE")[1].split()[0].rstrip("(")) <= 1.0  # a fetal-head head on a phantom
     page.wait_for_selector("#head-view img")
+
+
+def _noise_png(folder: Path, seed: int) -> Path:
+    """A picture no test has encoded yet, so that its first prompt waits for the encoder."""
+    rng = np.random.default_rng(seed)
+    path = folder / f"noise{seed}.png"
+    Image.fromarray(rng.integers(0, 255, (300, 320), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_browser_dropdowns_opened_and_closed_are_harmless(page) -> None:
+    """Opening a dropdown and closing it without a choice changes nothing and is no error."""
+    page.reload()
+    _wait_status(page, "DICE")
+    before = page.locator("#status").inner_text()
+    for dropdown in ("#model", "#window", "#head"):
+        page.locator(f"{dropdown} input").click()
+        page.wait_for_timeout(200)
+        page.keyboard.press("Escape")
+        page.locator("#example-note").click()  # and blur it
+    page.wait_for_timeout(1500)
+    status = page.locator("#status").inner_text()
+    assert "Error" not in status and "went wrong" not in status and "DICE" in status
+    assert status.split("decoded in")[0] == before.split("decoded in")[0]
+
+
+def test_browser_clear_while_a_slow_box_runs_leaves_no_stale_mask(page, tmp_path: Path) -> None:
+    """A box whose image is still being encoded, then Clear at once: the box's result must not
+    land after the Clear (it did when each event had its own queue)."""
+    page.reload()
+    _wait_status(page, "DICE")
+    page.locator("#upload input[type=file]").set_input_files(str(_noise_png(tmp_path, 1)))
+    _wait_status(page, "Add a prompt")
+    page.get_by_label("Box (2 clicks)").check()
+    _click_image(page, 40, 40)
+    _wait_status(page, "first corner set")
+    _click_image(page, 200, 180)  # encodes the image: slow
+    page.locator("#clear").click()  # at once
+    _wait_status(page, "Add a prompt")
+    page.wait_for_timeout(4000)  # the box's result would have arrived by now
+    status = page.locator("#status").inner_text()
+    assert "Add a prompt" in status and "decoded in" not in status and "DICE" not in status, status
+    assert page.locator("#numbers tbody tr").count() == 0 or not page.locator("#numbers tbody").inner_text().strip()
+
+
+def test_browser_ct_volume_and_dicom_open_with_their_windows(page, tmp_path: Path) -> None:
+    from medsam.gallery import BUNDLED
+
+    page.reload()
+    _wait_status(page, "DICE")
+    page.locator("#upload input[type=file]").set_input_files(str(BUNDLED / "volumes" / "ct_abdomen.nii.gz"))
+    _wait_status(page, "Add a prompt")
+    assert page.locator("#window input").input_value() == "CT soft tissue"
+    page.wait_for_selector("#slice", state="visible")
+    dicom = sorted((BUNDLED / "volumes" / "ct_abdomen_dicom").iterdir())[10]
+    page.locator("#upload button[aria-label='Clear']").first.click()
+    page.locator("#upload input[type=file]").set_input_files(str(dicom))
+    page.wait_for_function("() => document.querySelector('#window input').value === 'Custom level/width'")
+    # the window the file asks for (40/300) is applied, and shown
+    assert page.locator("#level").is_visible() and page.locator("#width").is_visible()
+    assert float(page.locator("#level input").input_value()) == 40
+    assert float(page.locator("#width input").input_value()) == 300
+
+
+def test_browser_head_says_what_it_was_trained_on(page) -> None:
+    page.reload()
+    status = _wait_status(page, "DICE")  # the opening example: a CT slice
+    assert page.locator("#head input").input_value() == "", "no head is chosen for the user"
+    page.locator("#head-run").click()
+    _wait_status(page, "Choose a head first")
+    page.locator("#head input").click()
+    page.get_by_role("option").filter(has_text="hc18: cnn head").click()
+    page.locator("#head-run").click()
+    status = _wait_status(page, "Prompt-free cnn head")
+    assert "This is a CT image, but the head was trained on Ultrasound images only" in status
+    page.wait_for_selector("#head-view img")
+    page.locator("#clear").click()  # a later action: the head's picture showed an earlier state
+    page.wait_for_selector("#head-view", state="hidden")
+
+
+def test_browser_compare_exports_both_masks_and_keeps_the_numbers(page) -> None:
+    from medsam.models import REGISTRY
+    from medsam.ui import default_models
+
+    page.reload()
+    _wait_status(page, "DICE")
+    page.get_by_label("Compare with a second model on the same prompts").check()
+    titles = [REGISTRY[m].title for m in default_models()]
+    page.wait_for_function("ts => ts.every(t => document.querySelector('#status').innerText.includes(t + ':'))",
+                           arg=titles, timeout=60_000)
+    page.locator("#export").click()
+    status = _wait_status(page, "Masks exported")
+    assert status.count("DICE") == 2, status
+    page.wait_for_function("() => document.querySelectorAll('#files a').length >= 2")
+    names = page.locator("#files").inner_text().replace("\n", "")
+    assert all(f"_{m}_mask.png" in names for m in default_models()), names
+    page.get_by_label("Compare with a second model on the same prompts").uncheck()
 
 
 def test_browser_dashboard_renders(page) -> None:

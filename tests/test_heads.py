@@ -122,11 +122,13 @@ def test_save_load_round_trip_and_predict(kind: str, items: dict[str, list[heads
                                           tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = heads.build_head(kind, 2).eval()
-    path = heads.save_head(model, kind, ["cell", "nucleus"], tmp_path / "head.pt", "two images")
-    assert set(torch.load(path, weights_only=True)) == {"kind", "classes", "encoder", "trained_on", "state_dict"}
+    path = heads.save_head(model, kind, ["cell", "nucleus"], tmp_path / "head.pt", "two images", "microscopy")
+    assert set(torch.load(path, weights_only=True)) == {"kind", "classes", "encoder", "trained_on", "modality",
+                                                        "state_dict"}
     saved = heads.load_head(path)
     loaded = saved.model
-    assert (saved.kind, saved.classes, saved.trained_on) == (kind, ["cell", "nucleus"], "two images")
+    assert (saved.kind, saved.classes, saved.trained_on, saved.modality) == (kind, ["cell", "nucleus"], "two images",
+                                                                             "microscopy")
     x = heads._inputs(kind, items["test"])
     with torch.inference_mode():
         assert torch.equal(model(x), loaded(x))
@@ -178,8 +180,14 @@ def test_save_trains_on_all_images_and_the_app_finds_the_heads(data: Path, tmp_p
     assert found["cells: linear head"] == heads.heads_dir() / "cells-linear.pt"
     saved = heads.load_head(found["cells: cnn head"])
     assert saved.kind == "cnn" and saved.classes == ["cell", "nucleus"]
-    assert saved.trained_on == "the 2 training images of cells (3 steps)"
+    assert saved.trained_on == "the 2 training images of cells (3 steps)" and saved.modality == "microscopy"
     assert not list(tmp_path.glob("**/label_efficiency*"))  # no study
+    from medsam.service import segment_with_head
+
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    assert "output means nothing here" in segment_with_head(found["cells: cnn head"], rgb, modality="ct")[1]
+    assert "output means nothing here" not in segment_with_head(found["cells: cnn head"], rgb,
+                                                                modality="microscopy")[1]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -350,13 +350,15 @@ def find_heads() -> dict[str, Path]:
 
 
 def save_head(model: nn.Module, kind: str, classes: Sequence[str], path: str | os.PathLike,
-              trained_on: str = "") -> Path:
+              trained_on: str = "", modality: str = "") -> Path:
     """Write the weights and metadata as one file that loads with ``torch.load(weights_only=True)``;
-    ``trained_on`` says in words what it was trained on (shown in the app)."""
+    ``trained_on`` says in words what it was trained on and ``modality`` on which kind of image (both
+    shown in the app: a head means nothing on other kinds of images)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
     torch.save({"kind": kind, "classes": list(classes), "encoder": ENCODER, "trained_on": trained_on,
+                "modality": modality,
                 "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, tmp)
     tmp.replace(path)
     return path
@@ -368,6 +370,7 @@ class SavedHead:
     kind: str
     classes: list[str]
     trained_on: str
+    modality: str = ""  # the kind of image it was trained on ("" if not recorded)
 
 
 def load_head(path: str | os.PathLike) -> SavedHead:
@@ -378,7 +381,8 @@ def load_head(path: str | os.PathLike) -> SavedHead:
         model.load_state_dict(saved["state_dict"])
     except (OSError, RuntimeError, KeyError, TypeError, EOFError, ValueError, MedsamError) as exc:
         raise MedsamError(f"{Path(path).name} is not a head written by save_head.") from exc
-    return SavedHead(model.eval(), saved["kind"], list(saved["classes"]), str(saved.get("trained_on", "")))
+    return SavedHead(model.eval(), saved["kind"], list(saved["classes"]), str(saved.get("trained_on", "")),
+                     str(saved.get("modality", "")))
 
 
 # --- the label-efficiency study -------------------------------------------------------------
@@ -491,8 +495,9 @@ def save_heads(args: argparse.Namespace, dataset: str, rows: pd.DataFrame) -> li
         raise InputError(f"{dataset} has no training images.")
     items = load_items(args.data, train, classes, load_model(ENCODER))
     about = f"the {len(items)} training images of {dataset} ({args.steps} steps)"
+    modality = str(rows["modality"].iloc[0]) if "modality" in rows else ""
     return [save_head(train_head(head, items, args.steps, batch_size=args.batch_size), head, classes,
-                      args.save / f"{dataset}-{head}.pt", about) for head in args.heads]
+                      args.save / f"{dataset}-{head}.pt", about, modality) for head in args.heads]
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> None:

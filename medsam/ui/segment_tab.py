@@ -24,13 +24,14 @@ from ..model_notes import long_note, model_choices
 from ..models import REGISTRY
 from ..paths import shown
 from ..predictor import list_models
-from ..service import AXES, MODES, Session, everything, prompt_advice, segment_with_head
+from ..service import AXES, MODES, Session, everything, head_label, prompt_advice, segment_with_head
 from .common import MODEL_WORK, PRIVATE, picture, plain_errors
 
 CUSTOM = "Custom level/width"
 TABLE_COLUMNS = ["model", "dice", "iou", "hd95", "predicted_iou", "encode_ms", "embedding_cached", "decode_ms"]
 NO_IMAGE = "Load an image or pick an example to start."
 THUMB_SIDE = 192
+HEADS_INFO = "Each head was trained on one dataset's images; on other kinds of images its output means nothing."
 HEADS_HOWTO = ("train one with `python -m medsam.finetune heads --data DIR --datasets hc18 --save` "
                f"(saved to `{shown(heads.heads_dir())}`) and restart the app.")
 
@@ -124,12 +125,13 @@ class SegmentTab:
                 self.candidates = gr.Gallery(label="Candidate masks, best first (click one to show it)", columns=3,
                                              height=220, allow_preview=False, elem_id="candidates")
                 self.table = gr.Dataframe(headers=TABLE_COLUMNS, label="Numbers", interactive=False, elem_id="numbers")
-                self.auto_view = gr.Image(label="Everything mode: automatic masks", interactive=False, visible=False)
+                self.auto_view = gr.Image(label="Everything mode: automatic masks", interactive=False, visible=False,
+                                  elem_id="auto-view")
                 self.head_view = gr.Image(label="Prompt-free head: its classes", interactive=False, visible=False,
                                           elem_id="head-view")
-                self.files = gr.File(label="Exported mask", file_count="multiple", interactive=False)
+                self.files = gr.File(label="Exported masks", file_count="multiple", interactive=False, elem_id="files")
         self.view_out = [self.session, self.canvas, self.canvas_b, self.candidates, self.table, self.files,
-                         self.status, self.example_note]
+                         self.status, self.example_note, self.auto_view, self.head_view]
         self.controls_out = [self.volume_box, self.index, self.window, self.level, self.width, self.custom_box]
         self.model_in = [self.model, self.compare, self.model_b]
 
@@ -153,36 +155,39 @@ class SegmentTab:
         with gr.Group(visible=False) as self.volume_box:
             self.axis = gr.Radio(list(AXES), value="Axial", label="Slice axis")
             self.index = gr.Slider(0, 1, step=1, value=0, label="Slice", elem_id="slice")
-        self.window = gr.Dropdown([*imaging.WINDOW_PRESETS, CUSTOM], value=imaging.STORED, label="Window")
+        self.window = gr.Dropdown([*imaging.WINDOW_PRESETS, CUSTOM], value=imaging.STORED, label="Window",
+                                  elem_id="window")
         with gr.Row(visible=False) as self.custom_box:
-            self.level = gr.Number(40, label="Level")
-            self.width = gr.Number(400, label="Width")
+            self.level = gr.Number(40, label="Level", elem_id="level")
+            self.width = gr.Number(400, label="Width", elem_id="width")
         self.gt_upload = gr.File(label="Ground-truth mask (optional, for DICE)", type="filepath", elem_id="gt_upload")
         self.model = gr.Dropdown(model_choices(), value=self.model_a, label="Model", elem_id="model")
         self.model_info = gr.Markdown(long_note(self.model_a), elem_id="model-info")
-        self.compare = gr.Checkbox(False, label="Compare with a second model on the same prompts")
+        self.compare = gr.Checkbox(False, label="Compare with a second model on the same prompts", elem_id="compare")
         self.model_b = gr.Dropdown(model_choices(), value=model_b, label="Second model", visible=False)
         self.mode = gr.Radio(list(MODES), value=MODES[0] if REGISTRY[self.model_a].prompts == "all" else MODES[2],
                              label="Click adds", elem_id="mode")
         with gr.Row():
-            self.undo = gr.Button("Undo")
-            self.clear = gr.Button("Clear")
-        self.everything = gr.Button("Everything mode (automatic masks)")
+            self.undo = gr.Button("Undo", elem_id="undo")
+            self.clear = gr.Button("Clear", elem_id="clear")
+        self.everything = gr.Button("Everything mode (automatic masks)", elem_id="everything")
         self.found_heads = heads.find_heads()
-        self.head = gr.Dropdown(list(self.found_heads), value=next(iter(self.found_heads), None),
-                                label="Prompt-free head (AutoSAM-style, one dataset's classes)", elem_id="head",
-                                info=None if self.found_heads else f"None saved yet: {HEADS_HOWTO}")
+        self.head = gr.Dropdown([(f"{label} · {head_label(path)}", label) for label, path in self.found_heads.items()],
+                                value=None, label="Prompt-free head (AutoSAM-style): segments one dataset's classes",
+                                elem_id="head", info=HEADS_INFO if self.found_heads else f"None saved yet: {HEADS_HOWTO}")
         self.head_button = gr.Button("Segment with the head (no prompts)", elem_id="head-run")
-        self.export = gr.Button("Export mask", variant="primary")
+        self.export = gr.Button("Export mask", variant="primary", elem_id="export")
 
     # --- rendering ------------------------------------------------------------------------------
     def view(self, s: Session, models: list[str], predict: bool = False) -> dict:
         """Every view output from the session (after running the models on its prompts if asked)."""
         if predict:
             s.predict(models)
+        hidden = {self.auto_view: gr.update(value=None, visible=False),  # they showed an earlier state
+                  self.head_view: gr.update(value=None, visible=False)}
         if s.rgb is None:
             return {self.session: s, self.canvas: None, self.canvas_b: None, self.candidates: [], self.table: None,
-                    self.files: None, self.status: NO_IMAGE, self.example_note: ""}
+                    self.files: None, self.status: NO_IMAGE, self.example_note: "", **hidden}
         prompts = (s.points, s.labels, s.box, s.corner)
         canvases: list[Any] = [gr.skip(), gr.skip()]  # the second canvas is drawn only when it is shown
         for i in range(max(len(models), 1)):
@@ -198,7 +203,7 @@ class SegmentTab:
         table = [[r.get(c, "") if r.get(c) is not None else "" for c in TABLE_COLUMNS] for r in rows]
         return {self.session: s, self.canvas: canvases[0], self.canvas_b: canvases[1], self.candidates: gallery,
                 self.table: table, self.files: None, self.status: status_text(s, models),
-                self.example_note: example_text(s.example)}
+                self.example_note: example_text(s.example), **hidden}
 
     def controls(self, s: Session) -> dict:
         """Slice and window controls for the session's image."""
@@ -269,26 +274,32 @@ class SegmentTab:
         s.choose(evt.index)
         return self.view(s, _models(m, c, mb))
 
-    def on_export(self, s: Session | None) -> dict:
+    def on_export(self, s: Session | None, m, c, mb) -> dict:
         if s is None or s.rgb is None:
             raise MedsamError("Load an image and add a prompt first.")
-        return {self.files: [str(p) for p in s.export()], self.status: "Mask exported: use the download links below."}
+        files = [str(p) for p in s.export()]
+        what = "Masks exported (one per model)" if len(s.runs) > 1 else "Mask exported"
+        return {self.files: files, self.status: f"{status_text(s, _models(m, c, mb))}  \n{what}: use the "
+                                                f"download links below."}
 
-    def on_everything(self, s: Session | None, m: str, progress=gr.Progress()) -> dict:
+    def on_everything(self, s: Session | None, m, c, mb, progress=gr.Progress()) -> dict:
         if s is None or s.rgb is None:
             raise MedsamError("Load an image first.")
         labels, note = everything(m, s.rgb, progress=lambda f: progress(f, desc="Prompting a point grid"))
         return {self.auto_view: gr.update(value=picture(visualize.label_colors(labels, s.rgb)), visible=True),
-                self.status: note}
+                self.status: f"{status_text(s, _models(m, c, mb))}  \n{note}"}
 
-    def on_head(self, s: Session | None, label: str | None) -> dict:
+    def on_head(self, s: Session | None, label: str | None, m, c, mb) -> dict:
         if s is None or s.rgb is None:
             raise MedsamError("Load an image first.")
-        if not label:
+        if not self.found_heads:
             raise MedsamError(f"No prompt-free head is saved on this machine: {HEADS_HOWTO}")
-        labels, note = segment_with_head(self.found_heads[label], s.rgb, s.gt)
+        if not label:
+            raise MedsamError("Choose a head first: each one segments the classes of the dataset it was trained on.")
+        modality = s.example.modality if s.example else None
+        labels, note = segment_with_head(self.found_heads[label], s.rgb, s.gt, modality)
         return {self.head_view: gr.update(value=picture(visualize.label_colors(labels, s.rgb)), visible=True),
-                self.status: note}
+                self.status: f"{status_text(s, _models(m, c, mb))}  \n{note}"}
 
     # --- wiring ---------------------------------------------------------------------------------
     def _on(self, triggers: list[Callable], fn: Callable, inputs: list, outputs: list,
@@ -322,6 +333,6 @@ class SegmentTab:
                             [self.model_b, self.canvas_b], **PRIVATE)
         self._on([self.model.input], self.on_model, [s, *models], [*view, self.model_info, self.mode])
         self._on([self.compare.input, self.model_b.input], self.on_edit, [s, *models], view)
-        self._on([self.export.click], self.on_export, [s], [self.files])
-        self._on([self.everything.click], self.on_everything, [s, self.model], [self.auto_view])
-        self._on([self.head_button.click], self.on_head, [s, self.head], [self.head_view])
+        self._on([self.export.click], self.on_export, [s, *models], [self.files])
+        self._on([self.everything.click], self.on_everything, [s, *models], [self.auto_view])
+        self._on([self.head_button.click], self.on_head, [s, self.head, *models], [self.head_view])
