@@ -318,6 +318,21 @@ def test_browser_compare_exports_both_masks_and_keeps_the_numbers(page) -> None:
     page.get_by_label("Compare with a second model on the same prompts").uncheck()
 
 
+def test_browser_narrow_screen_shows_the_picture_first(page) -> None:
+    """At 400 px the page does not overflow sideways and the picture comes before the controls."""
+    page.set_viewport_size({"width": 400, "height": 800})
+    try:
+        page.reload()
+        _wait_status(page, "DICE")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 400
+        canvas, upload = (page.locator(sel).bounding_box() for sel in ("#canvas", "#upload"))
+        assert canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= 400 and canvas["y"] < upload["y"]
+        gallery = page.locator("#examples .grid-wrap").first.bounding_box()
+        assert gallery["height"] <= 280, "the gallery scrolls instead of pushing the picture down"
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1100})
+
+
 def test_browser_dashboard_renders(page) -> None:
     page.reload()
     page.wait_for_selector("#canvas")

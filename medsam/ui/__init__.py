@@ -51,8 +51,8 @@ def queue_kwargs() -> dict[str, Any]:
 
 def launch_kwargs() -> dict[str, Any]:
     """Launch settings: uploads up to MEDSAM_MAX_UPLOAD_MB (default 200) megabytes; errors are our own plain
-    sentences, never Gradio's tracebacks."""
+    sentences, never Gradio's tracebacks; the layout's few CSS rules (``style.css``)."""
     raw = os.environ.get("MEDSAM_MAX_UPLOAD_MB", "200")
     if not raw.isdigit() or int(raw) == 0:
         raise MedsamError(f"MEDSAM_MAX_UPLOAD_MB must be a positive whole number of megabytes, not {raw!r}.")
-    return {"max_file_size": f"{int(raw)}mb", "show_error": False}
+    return {"max_file_size": f"{int(raw)}mb", "show_error": False, "css_paths": [Path(__file__).with_name("style.css")]}

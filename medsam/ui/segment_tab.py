@@ -112,7 +112,7 @@ class SegmentTab:
         self.session = gr.State(None)
         if examples:
             self._gallery()
-        with gr.Row():
+        with gr.Row(elem_id="segment-row"):
             with gr.Column(scale=1, min_width=300):
                 self._controls(model_b)
             with gr.Column(scale=2):
@@ -144,7 +144,7 @@ class SegmentTab:
                 for group, items in by_group(self.examples).items():
                     slug = gallery_id(group)
                     with gr.Tab(f"{group} ({len(items)})", elem_id=f"examples-{slug}"):
-                        gallery = gr.Gallery([(pictures[i], ex.caption) for i, ex in items], columns=8, height=330,
+                        gallery = gr.Gallery([(pictures[i], ex.caption) for i, ex in items], columns=8,
                                              allow_preview=False, object_fit="contain", show_label=False,
                                              elem_id=f"gallery-{slug}")
                     self.galleries.append((gallery, [i for i, _ in items]))
