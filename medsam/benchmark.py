@@ -64,7 +64,8 @@ from .metrics import components, dice, noc, segmentation_scores, target_descript
 from .models import REGISTRY
 from .paths import command_line
 from .predictor import Embedding, Predictor, Prompt, load_model
-from .prompts import STRATEGIES, center_point, corrective_click, make_prompt, rng_for
+from .interactive import MAX_CLICKS, simulate
+from .prompts import STRATEGIES, make_prompt, rng_for
 
 KEY = ["model", "mask", "strategy", "seed"]
 PAIR_COLUMNS = ["dataset", "modality", "object", "image", "mask", "group", "split"]
@@ -76,7 +77,6 @@ MANIFEST_COLUMNS = ["dataset_id", "modality", "object", "image", "mask", "group"
 # A first pass of one-prompt strategies over all pairs, then the slow ones.
 PASSES = [("point/box", ("prompt",)), ("interactive", ("interactive",)), ("everything", ("everything",))]
 MAX_COMPONENTS = 20
-MAX_CLICKS = 10
 # Prompts per decoder call. On CPU the decoder costs ~55-65 ms per prompt in batches of 1-8 but
 # ~100 ms in batches of 16 or more (LiteMedSAM, 2 cores), so larger batches are split.
 DECODE_BATCH = 8
@@ -294,25 +294,12 @@ class PairRunner:
                 "jitter_frac": infos["jitter_frac"].mean() if "jitter_frac" in infos else None}
 
     def interactive(self, emb: Embedding, gt: np.ndarray, largest: np.ndarray) -> dict:
-        """Centre click on the largest component, then corrective clicks on the whole mask; the
-        top-scored candidate is what the user sees, and its logits are fed back with the next click."""
-        point, fallback = center_point(largest)
-        points, labels = [point], [1.0]
-        mask_input, scores, decode_ms = None, [], 0.0
-        for click in range(MAX_CLICKS):
-            pred = self.predictor.predict_batch(
-                [Prompt(np.array(points), np.array(labels), mask_input=mask_input, multimask=click == 0)],
-                embedding=emb)[0]
-            decode_ms += pred.decode_ms
-            scores.append(dice(pred.masks[0], gt))
-            nxt = corrective_click(pred.masks[0], gt)
-            if nxt is None:
-                break
-            points.append(nxt[0])
-            labels.append(float(nxt[1]))
-            mask_input = pred.logits[0]
+        """Centre click on the largest component, then corrective clicks on the whole mask
+        (``medsam.interactive``): the top-scored candidate is what the user sees."""
+        run = simulate(self.predictor, emb, gt, largest, MAX_CLICKS)
+        pred, scores = run.last, run.dice_per_click
         return {**segmentation_scores(pred.masks[0], gt), "dice_oracle": max(dice(m, gt) for m in pred.masks),
-                "center_fallback": int(fallback), "decode_ms": decode_ms,
+                "center_fallback": int(run.center_fallback), "decode_ms": run.decode_ms,
                 "dice_per_click": json.dumps([round(s, 5) for s in scores]),
                 "noc85": noc(scores, 0.85, MAX_CLICKS), "noc90": noc(scores, 0.90, MAX_CLICKS)}
 

@@ -62,6 +62,11 @@ class Example:
         return f"{self.object.replace('_', ' ')} ({what})"
 
     @property
+    def id(self) -> str:
+        """A stable name for links, e.g. "amos_0006_90__liver"."""
+        return f"{self.image.name.split('.')[0]}__{self.object}"
+
+    @property
     def group(self) -> str:
         """The gallery tab it is shown in: its modality, or the data folder's own tab."""
         return self.modality_name if self.bundled else DATA_GROUP

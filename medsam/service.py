@@ -372,6 +372,15 @@ def _prune_exports(max_age_s: float = EXPORT_TTL_S) -> None:
             pass
 
 
+def open_files(image: str | Path, ground_truth: str | Path | None = None) -> Session:
+    """A session on an uploaded image (a volume: its middle axial slice) and its optional mask."""
+    session = Session()
+    session.load(image, Path(str(image)).name)
+    if ground_truth:
+        session.set_gt(ground_truth, Path(str(ground_truth)).name)
+    return session
+
+
 def segment_files(image: str | Path, prompts: str | dict, model: str = "litemedsam",
                   ground_truth: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """The API's ``segment``: an image file and JSON prompts -> mask PNG path and numbers.
@@ -394,10 +403,7 @@ def segment_files(image: str | Path, prompts: str | dict, model: str = "litemeds
         raise InputError(f"Unknown prompt keys: {', '.join(sorted(unknown))}; use points, labels and box.")
     if model not in REGISTRY:
         get_spec(model)  # raises the plain "Unknown model" message
-    session = Session()
-    session.load(image, Path(str(image)).name)
-    if ground_truth:
-        session.set_gt(ground_truth, Path(str(ground_truth)).name)
+    session = open_files(image, ground_truth)
     prompt = Prompt.make(spec.get("points"), spec.get("labels"), spec.get("box"),
                          multimask=spec.get("multimask", True))
     assert session.rgb is not None

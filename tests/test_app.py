@@ -333,6 +333,72 @@ def test_browser_narrow_screen_shows_the_picture_first(page) -> None:
         page.set_viewport_size({"width": 1400, "height": 1100})
 
 
+def _open_learn(page, query: str = "", ready: str = "#lesson-run") -> None:
+    """Open the page (with a link's query, which selects the Learn tab; else click it)."""
+    page.goto(page.url.split("?")[0] + query)
+    if not query:
+        page.get_by_role("tab", name="Learn").click()
+    page.wait_for_selector(ready, state="visible", timeout=60_000)
+
+
+def test_browser_every_lesson_runs_its_experiment(page) -> None:
+    """Each lesson's experiment on its own bundled example draws a figure and pictures."""
+    from medsam.learn.lessons import LESSONS
+
+    _open_learn(page)
+    for lesson in LESSONS:
+        page.locator("#lesson").get_by_text(lesson.title, exact=True).click()
+        page.wait_for_function("t => document.querySelector('#lesson-finding').innerText.includes(t)",
+                               arg=lesson.title)
+        page.locator("#lesson-run").click()
+        page.wait_for_function("() => document.querySelector('#lesson-status').innerText.includes('Result')",
+                               timeout=180_000)
+        page.wait_for_selector("#lesson-plot .main-svg")
+        assert page.locator("#lesson-pictures img").count() >= 1, lesson.key
+        if lesson.key == "prompt-sensitivity":
+            ASSETS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ASSETS / "learn.png"), full_page=True)
+
+
+def test_browser_lesson_link_opens_the_lesson_on_its_example(page) -> None:
+    _open_learn(page, "?lesson=finetuning&example=amos_0006_90__spleen")
+    page.wait_for_function("() => document.querySelector('#lesson-finding').innerText.includes('Finetuning')")
+    assert page.locator("#lesson-example input").input_value() == "CT: spleen (amos_0006_90)"
+    assert page.get_by_role("tab", name="Learn").get_attribute("aria-selected") == "true"
+
+
+def _yellow_pixels(page, selector: str) -> int:
+    from medsam.visualize import GT_COLOR
+
+    rgb = np.asarray(Image.open(io.BytesIO(page.locator(f"{selector} img").first.screenshot())).convert("RGB"))
+    return int((np.abs(rgb.astype(int) - GT_COLOR).sum(axis=2) < 40).sum())
+
+
+def test_browser_exercise_hides_the_ground_truth_until_scored(page) -> None:
+    from medsam.gallery import bundled_examples
+
+    target = next(e for e in bundled_examples() if e.id == "spleen_10021_spleen_3__spleen")
+    _open_learn(page, f"?exercise={target.id}", "#exercise-canvas")
+    page.wait_for_function("() => document.querySelector('#exercise-status').innerText.includes('Segment:')")
+    page.wait_for_selector("#exercise-canvas img")
+    assert _yellow_pixels(page, "#exercise-canvas") == 0, "the ground truth is hidden"
+    img = page.locator("#exercise-canvas img").first
+    natural = img.evaluate("e => [e.naturalWidth, e.naturalHeight]")
+    box = img.bounding_box()
+    x0, y0, x1, y1 = target.box
+    for x, y in ((x0 - 3, y0 - 3), (x1 + 3, y1 + 3)):
+        img.click(position={"x": x * box["width"] / natural[0], "y": y * box["height"] / natural[1]})
+        page.wait_for_timeout(300)
+    page.wait_for_function("() => document.querySelector('#exercise-status').innerText.includes('Clicks so far: 2')")
+    assert "DICE" not in page.locator("#exercise-status").inner_text()
+    page.locator("#exercise-score").click()
+    page.wait_for_function("() => document.querySelector('#exercise-status').innerText.includes('Your score')")
+    status = page.locator("#exercise-status").inner_text()
+    assert float(status.split("DICE")[1].split(",")[0]) > 0.8 and "2 clicks" in status
+    page.wait_for_timeout(500)
+    assert _yellow_pixels(page, "#exercise-canvas") > 50, "the ground truth is shown once scored"
+
+
 def test_browser_dashboard_renders(page) -> None:
     page.reload()
     page.wait_for_selector("#canvas")

@@ -14,6 +14,7 @@ from ..paths import REPO
 from .about_tab import about, performance
 from .api import build_api
 from .dashboard_tab import build_dashboard_tab
+from .learn_tab import LearnTab
 from .segment_tab import SegmentTab, default_models
 
 __all__ = ["build", "default_models", "launch_kwargs", "queue_kwargs"]
@@ -26,18 +27,22 @@ CACHE_CLEANUP = (900, 3600)
 
 
 def build(data: Path | None = None) -> gr.Blocks:
-    """The whole app: Segment, Dashboard and About tabs plus the named API endpoints; ``data`` adds
+    """The whole app: Segment, Learn, Dashboard and About tabs plus the named API endpoints; ``data`` adds
     a benchmark folder's examples beside the bundled ones."""
     with gr.Blocks(title="medsam", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        examples = all_examples(data)
+        with gr.Tabs() as tabs:
             with gr.Tab("Segment", id="segment"):
-                segment = SegmentTab(all_examples(data))
+                segment = SegmentTab(examples)
+            with gr.Tab("Learn", id="learn"):
+                learn = LearnTab(examples)
             with gr.Tab("Dashboard", id="dashboard"):
                 build_dashboard_tab(RESULTS)
             with gr.Tab("About", id="about"):
                 gr.Markdown(about() + performance(RESULTS / "perf.json"), elem_id="about")
         segment.wire(demo)
+        learn.wire(demo, tabs, segment.session)
         build_api()
     return demo
 
