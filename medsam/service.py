@@ -21,7 +21,7 @@ import numpy as np
 
 from . import automatic, imaging
 from .errors import InputError, MedsamError
-from .finetune import heads
+from . import heads
 from .gallery import EXPERT, Example, modality_name
 from .metrics import dice, segmentation_scores
 from .models import REGISTRY, get_spec

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from medsam.errors import MedsamError
+from medsam import heads as head_models
 from medsam.finetune import heads
 from medsam.metrics import dice
 from medsam.predictor import load_model
@@ -73,13 +74,13 @@ def items(data: Path) -> dict[str, list[heads.Item]]:
     return {s: [it for it in loaded if split[it.name] == s] for s in ("train", "test")}
 
 
-@pytest.mark.parametrize("kind", heads.KINDS)
+@pytest.mark.parametrize("kind", head_models.KINDS)
 @pytest.mark.parametrize("classes", [1, 2])
 def test_output_shapes(kind: str, classes: int) -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 3, 256, 256) if kind == "unet" else torch.randn(2, 256, 64, 64)
     with torch.inference_mode():
-        assert heads.build_head(kind, classes)(x).shape == (2, classes, 256, 256)
+        assert head_models.build_head(kind, classes)(x).shape == (2, classes, 256, 256)
 
 
 def test_items_map_masks_onto_the_padded_grid(items: dict[str, list[heads.Item]]) -> None:
@@ -95,7 +96,7 @@ def test_items_map_masks_onto_the_padded_grid(items: dict[str, list[heads.Item]]
 
 def test_decoder_starts_from_litemedsam() -> None:
     sam = load_model("litemedsam").model
-    dec = heads.build_head("decoder", 3, sam)
+    dec = head_models.build_head("decoder", 3, sam)
     ours, theirs = dec.transformer.state_dict(), sam.mask_decoder.transformer.state_dict()
     assert all(torch.equal(ours[k], v) for k, v in theirs.items())
     assert torch.equal(dec.output_upscaling[0].weight, sam.mask_decoder.output_upscaling[0].weight)
@@ -103,7 +104,7 @@ def test_decoder_starts_from_litemedsam() -> None:
     assert torch.equal(dec.pe_layer((64, 64))[None], sam.prompt_encoder.get_dense_pe())
 
 
-@pytest.mark.parametrize("kind", heads.KINDS)
+@pytest.mark.parametrize("kind", head_models.KINDS)
 def test_loss_falls_and_dice_is_a_fraction(kind: str, items: dict[str, list[heads.Item]]) -> None:
     losses: list[float] = []  # every step sees both training images: the losses are comparable
     model = heads.train_head(kind, items["train"], steps=8, seed=0, batch_size=2, losses=losses)
@@ -117,15 +118,15 @@ def test_training_is_deterministic(items: dict[str, list[heads.Item]]) -> None:
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
 
-@pytest.mark.parametrize("kind", heads.KINDS)
+@pytest.mark.parametrize("kind", head_models.KINDS)
 def test_save_load_round_trip_and_predict(kind: str, items: dict[str, list[heads.Item]], data: Path,
                                           tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = heads.build_head(kind, 2).eval()
-    path = heads.save_head(model, kind, ["cell", "nucleus"], tmp_path / "head.pt", "two images", "microscopy")
+    model = head_models.build_head(kind, 2).eval()
+    path = head_models.save_head(model, kind, ["cell", "nucleus"], tmp_path / "head.pt", "two images", "microscopy")
     assert set(torch.load(path, weights_only=True)) == {"kind", "classes", "encoder", "trained_on", "modality",
                                                         "state_dict"}
-    saved = heads.load_head(path)
+    saved = head_models.load_head(path)
     loaded = saved.model
     assert (saved.kind, saved.classes, saved.trained_on, saved.modality) == (kind, ["cell", "nucleus"], "two images",
                                                                              "microscopy")
@@ -134,7 +135,7 @@ def test_save_load_round_trip_and_predict(kind: str, items: dict[str, list[heads
         assert torch.equal(model(x), loaded(x))
     item = items["test"][0]
     rgb = np.asarray(Image.open(data / item.name).convert("RGB"))
-    masks = heads.predict_head(loaded, kind, rgb, load_model("litemedsam"))
+    masks = head_models.predict_head(loaded, kind, rgb, load_model("litemedsam"))
     assert masks.shape == (2, H, W) and masks.dtype == bool
     expected = heads.evaluate(model, kind, [item])[0]
     assert [dice(m, g) for m, g in zip(masks, item.masks)] == pytest.approx(expected)
@@ -143,7 +144,7 @@ def test_save_load_round_trip_and_predict(kind: str, items: dict[str, list[heads
 def test_load_head_refuses_other_files(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(MedsamError, match="not a head"):
-        heads.load_head(tmp_path / "other.pt")
+        head_models.load_head(tmp_path / "other.pt")
 
 
 def test_label_efficiency_cli_writes_rows_and_resumes(data: Path, tmp_path: Path,
@@ -156,7 +157,7 @@ def test_label_efficiency_cli_writes_rows_and_resumes(data: Path, tmp_path: Path
     df = pd.read_csv(csv, dtype={"k_label": str})
     assert list(df.columns) == heads.COLUMNS and len(df) == 2 * 2 * 4 * 2  # k x draws x heads x classes
     assert set(df["k_label"]) == {"1", "all"} and set(df.loc[df["k_label"] == "all", "k"]) == {2}
-    assert set(df["head"]) == set(heads.KINDS) and set(df["class"]) == {"cell", "nucleus"}
+    assert set(df["head"]) == set(head_models.KINDS) and set(df["class"]) == {"cell", "nucleus"}
     assert (df["n_test"] == 1).all() and (df["steps"] == 2).all() and df["dice_mean"].between(0, 1).all()
     assert not df.duplicated(heads.KEY).any()
 
@@ -175,10 +176,10 @@ def test_save_trains_on_all_images_and_the_app_finds_the_heads(data: Path, tmp_p
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDSAM_CHECKPOINTS", str(tmp_path / "ckpt"))
     heads.main(["--data", str(data), "--datasets", "cells", "--heads", "cnn,linear", "--steps", "3", "--save"])
-    assert sorted(p.name for p in heads.heads_dir().iterdir()) == ["cells-cnn.pt", "cells-linear.pt"]
-    found = heads.find_heads()
-    assert found["cells: linear head"] == heads.heads_dir() / "cells-linear.pt"
-    saved = heads.load_head(found["cells: cnn head"])
+    assert sorted(p.name for p in head_models.heads_dir().iterdir()) == ["cells-cnn.pt", "cells-linear.pt"]
+    found = head_models.find_heads()
+    assert found["cells: linear head"] == head_models.heads_dir() / "cells-linear.pt"
+    saved = head_models.load_head(found["cells: cnn head"])
     assert saved.kind == "cnn" and saved.classes == ["cell", "nucleus"]
     assert saved.trained_on == "the 2 training images of cells (3 steps)" and saved.modality == "microscopy"
     assert not list(tmp_path.glob("**/label_efficiency*"))  # no study

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 
 from .. import visualize
 from ..errors import MedsamError
-from ..finetune import heads
+from .. import heads
 from ..gallery import Example
 from ..model_notes import availability
 from ..models import REGISTRY

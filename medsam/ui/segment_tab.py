@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import imaging, visualize
 from ..errors import MedsamError
-from ..finetune import heads
+from .. import heads
 from ..gallery import Example, by_group
 from ..model_notes import long_note, model_choices
 from ..models import REGISTRY
