@@ -63,7 +63,7 @@ from .imaging import load_mask, load_rgb
 from .metrics import components, dice, noc, segmentation_scores, target_descriptors
 from .models import REGISTRY
 from .paths import command_line
-from .predictor import Embedding, Predictor, Prompt, load_model
+from .predictor import Embedding, Predictor, load_model
 from .interactive import MAX_CLICKS, simulate
 from .prompts import STRATEGIES, make_prompt, rng_for
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .errors import CheckpointError, ModelUnavailableError
 from .paths import shown
+from .settings import settings
 
 _CHUNK = 1 << 20
 
@@ -46,13 +47,13 @@ class Checkpoint:
 
 
 def checkpoint_dir() -> Path:
-    """The folder checkpoints are read from and downloaded to."""
-    return Path(os.environ.get("MEDSAM_CHECKPOINTS", "~/.cache/medsam")).expanduser()
+    """The folder checkpoints are read from and downloaded to (``MEDSAM_CHECKPOINTS``)."""
+    return settings().checkpoints
 
 
 def folder_text() -> str:
     """The checkpoint folder as shown to people: ``$MEDSAM_CHECKPOINTS`` when set, else ``~/.cache/medsam``."""
-    return "$MEDSAM_CHECKPOINTS" if os.environ.get("MEDSAM_CHECKPOINTS") else shown(checkpoint_dir())
+    return "$MEDSAM_CHECKPOINTS" if settings().checkpoints_configured else shown(checkpoint_dir())
 
 
 def shown_path(ckpt: Checkpoint) -> str:
@@ -63,11 +64,8 @@ def shown_path(ckpt: Checkpoint) -> str:
 
 
 def downloads_enabled() -> bool:
-    """Whether missing checkpoints are fetched by default (env MEDSAM_DOWNLOAD=1, or a HF Space)."""
-    flag = os.environ.get("MEDSAM_DOWNLOAD")
-    if flag is not None:
-        return flag.strip().lower() in {"1", "true", "yes"}
-    return "SPACE_ID" in os.environ
+    """Whether missing checkpoints are fetched by default (``MEDSAM_DOWNLOAD``, or on a HF Space)."""
+    return settings().download
 
 
 def _package_file(ckpt: Checkpoint) -> Path | None:

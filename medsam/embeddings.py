@@ -21,10 +21,11 @@ from tqdm.auto import tqdm
 from .imaging import load_rgb
 from .models import Geometry
 from .predictor import Embedding, Predictor, as_rgb, image_key
+from .settings import settings
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("MEDSAM_CACHE", "~/.cache/medsam")).expanduser() / "embeddings"
+    return settings().cache / "embeddings"
 
 
 def features_for(predictor: Predictor, rgb: np.ndarray) -> Embedding:

@@ -14,7 +14,6 @@ modality, with the mask's tight box.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .settings import settings
 
 BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "examples"
 INDEX_COLUMNS = ["image", "mask", "modality", "object", "box", "license", "source", "citation"]
@@ -90,7 +90,7 @@ def modality_name(modality: str) -> str:
 
 def data_dir(option: str | None = None) -> Path | None:
     """The configured data folder if it holds a manifest.csv, else None."""
-    folder = option or os.environ.get("MEDSAM_DATA")
+    folder = option or settings().data
     if folder and (Path(folder) / "manifest.csv").is_file():
         return Path(folder)
     return None

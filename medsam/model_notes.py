@@ -10,13 +10,13 @@ decoder share the figure.
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 
 from . import backends, checkpoints
 from .models import REGISTRY, get_spec
 from .paths import REPO
+from .settings import settings
 
 PERF = REPO / "results" / "perf.json"
 BACKEND_NAMES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "torch": "eager PyTorch"}
@@ -48,7 +48,7 @@ def measured_encode_ms(name: str, perf: dict | None = None) -> tuple[float, str]
         backend = backends.resolve()
     except Exception:  # noqa: BLE001 - a bad MEDSAM_BACKEND is reported where a model is loaded
         return None
-    key = f"{backend}-bf16" if backend == "openvino" and os.environ.get("MEDSAM_PRECISION") == "bf16" else backend
+    key = f"{backend}-bf16" if backend == "openvino" and settings().precision == "bf16" else backend
     return (float(figures[key]), backend) if key in figures else None
 
 

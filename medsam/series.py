@@ -13,7 +13,7 @@ i = column index, j = row index, k = sorted slice; its voxel->LPS affine has col
 r * column spacing, c * row spacing, (IPP_last - IPP_first) / (K - 1) (a single slice: n times
 SpacingBetweenSlices or SliceThickness) and origin IPP_first; diag(-1, -1, 1, 1) turns it into
 voxel->RAS. Scan.affine is that voxel->RAS affine of the stacked array and Scan.data the array
-reoriented to RAS+ like NIfTI (imaging._load_nifti), so Scan.place_slice undoes it the same way.
+reoriented to RAS+ like NIfTI (readers._load_nifti), so Scan.place_slice undoes it the same way.
 Values go through the modality LUT (RescaleSlope/Intercept: CT in HU) slice by slice; MONOCHROME1
 is inverted within the volume's range. Every bad input raises InputError with a plain sentence.
 """
@@ -34,17 +34,8 @@ from nibabel.orientations import apply_orientation, io_orientation
 from pydicom.pixels import apply_modality_lut
 
 from .errors import InputError
-from .imaging import (
-    PERCENTILE,
-    Scan,
-    _check_image_size,
-    _check_volume_size,
-    _dicom_window,
-    _finite_float32,
-    _max_bytes,
-    _read_source,
-    _transfer_syntax,
-)
+from .readers import _dicom_window, _finite_float32, _read_source, _transfer_syntax
+from .scan import PERCENTILE, Scan, _check_image_size, _check_volume_size, _max_bytes
 
 __all__ = ["MAX_FILES", "SPACING_TOLERANCE", "is_zip", "load_series", "read_series"]
 

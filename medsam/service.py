@@ -25,7 +25,7 @@ from . import heads
 from .gallery import EXPERT, Example, modality_name
 from .metrics import dice, segmentation_scores
 from .models import REGISTRY, get_spec
-from .predictor import MAX_POINTS, Prediction, Prompt, list_models, load_model
+from .predictor import MAX_POINTS, Prediction, Prompt, load_model
 from .prompts import bbox
 from . import series
 

@@ -39,11 +39,14 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MPEG2MPML, generate_uid
 
+from medsam.readers import PILLOW_LIMIT
+from medsam.settings import settings
 from medsam import imaging, load_model, models, service
 from medsam.errors import CheckpointError, InputError, MedsamError, ModelUnavailableError
 from medsam.predictor import MAX_POINTS
 from medsam.service import MAX_PROMPT_CHARS, MODES, segment_files
 from medsam.ui import CACHE_CLEANUP, build, launch_kwargs, queue_kwargs
+from medsam.ui.segment_tab import SegmentTab
 
 from conftest import bomb_png, tiny_spec
 
@@ -310,7 +313,7 @@ def _unknown_model(tmp: Path, mp: pytest.MonkeyPatch) -> Request:
     return Request(_picture(tmp), json.dumps({"box": _box(OBJECT)}), model="no_such_model")
 
 
-LIMIT = f"{imaging.MAX_PIXELS:,}"
+LIMIT = f"{settings().max_pixels:,}"
 BAD_JSON = re.escape('Prompts must be JSON like {"points": [[x, y]], "labels": [1], "box": [x0, y0, x1, y1]}.')
 NOT_NUMBERS = re.escape("Prompts must be numbers: points as [[x, y], ...], labels as [1, 0, ...], a box as "
                         "[x0, y0, x1, y1] and a mask input (Python API only) as the 256x256 low-res logits "
@@ -333,7 +336,7 @@ CASES = [
     Case("one-pixel", _file("dot.png", lambda: _png(np.zeros((1, 1), np.uint8))),
          r"The image is 1x1 pixels; it must be at least 8x8\.", ui="upload"),
     Case("png-bomb-30000", _file("bomb.png", bomb_png),
-         rf"The image is too large: its header declares more than {2 * imaging.MAX_PIXELS:,} pixels and the "
+         rf"The image is too large: its header declares more than {2 * max(settings().max_pixels, PILLOW_LIMIT):,} pixels and the "
          rf"limit is {LIMIT}\.", ui="upload"),
     Case("sliver-6000x8", _file("sliver.png", lambda: _png(np.zeros((8, 6000), np.uint8))),
          r"The image is 6000x8 pixels; its longer side may be at most 100 times its shorter side\.", ui="upload"),
@@ -357,7 +360,7 @@ CASES = [
          r"The NIfTI image has 5 dimensions; 2, 3 or 4 are supported\.", ui="upload"),
     Case("nifti-huge-header", _file("huge.nii", _huge_header),
          rf"The volume is 4000x4000x4000 voxels \(64,000,000,000\); the limit is {LIMIT} pixels per slice "
-         rf"and {imaging.VOLUME_FACTOR * imaging.MAX_PIXELS:,} voxels in all\.", ui="upload"),
+         rf"and {imaging.VOLUME_FACTOR * settings().max_pixels:,} voxels in all\.", ui="upload"),
     Case("nifti-truncated-data", _file("cut.nii", lambda: _nifti(_ball())[:5000]), r"The NIfTI file is truncated\.",
          ui="upload"),
     Case("nifti-short-header", _file("stub.nii", _short_header), r"The NIfTI file is truncated\.", ui="upload"),
@@ -461,7 +464,8 @@ def _handler(demo: gr.Blocks, name: str) -> Callable:
     """A Segment-tab event handler by name (the plain one, not an Undo/Clear partial), returning
     (session, status line) from its {component: value} updates."""
     fns = [f.fn for f in demo.fns.values() if not isinstance(f.fn, functools.partial)
-           and getattr(f.fn, "__name__", "") == name]
+           and getattr(f.fn, "__name__", "") == name
+           and isinstance(getattr(getattr(f.fn, "__wrapped__", None), "__self__", None), SegmentTab)]
     assert fns, name
     fn = fns[-1]
     tab = fn.__wrapped__.__self__

@@ -22,8 +22,9 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless, MPEG2MPML, generate_uid
 
-from medsam import imaging
+from medsam import scan as scan_module
 from medsam.errors import InputError
+from medsam.settings import ConfigError
 from medsam.imaging import (
     WINDOW_PRESETS,
     Scan,
@@ -203,7 +204,7 @@ def test_decompression_bomb_refused_from_header(tmp_path):
 
 
 def test_max_pixels_limit_names_size(tmp_path, monkeypatch):
-    monkeypatch.setattr(imaging, "MAX_PIXELS", 1000)
+    monkeypatch.setenv("MEDSAM_MAX_PIXELS", "1000")
     with pytest.raises(InputError, match=r"100x50 pixels \(5,000\); the limit is 1,000"):
         load_scan(_save(Image.new("L", (100, 50)), tmp_path / "big.png"))
     with pytest.raises(InputError, match="the limit is 1,000 pixels per slice"):
@@ -212,10 +213,10 @@ def test_max_pixels_limit_names_size(tmp_path, monkeypatch):
 
 def test_max_pixels_env(monkeypatch):
     monkeypatch.setenv("MEDSAM_MAX_PIXELS", "1234")
-    assert imaging._max_pixels_from_env() == 1234
+    assert scan_module.max_pixels() == 1234
     monkeypatch.setenv("MEDSAM_MAX_PIXELS", "lots")
-    with pytest.raises(ValueError, match="MEDSAM_MAX_PIXELS"):
-        imaging._max_pixels_from_env()
+    with pytest.raises(ConfigError, match="MEDSAM_MAX_PIXELS must be a positive whole number, not 'lots'"):
+        scan_module.max_pixels()
 
 
 # --- DICOM ---------------------------------------------------------------------------------------

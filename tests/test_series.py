@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 from pydicom.dataset import FileDataset, FileMetaDataset
@@ -18,6 +17,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MPEG2MPML, generate_uid
 
 from medsam import imaging, series
+from medsam import scan as scan_module
 from medsam.errors import InputError
 from medsam.imaging import PERCENTILE, load_scan
 from medsam.series import is_zip, load_series, read_series
@@ -296,16 +296,16 @@ def test_no_dicom(tmp_path):
 
 def test_size_limits(monkeypatch):
     pairs = _pairs(_slices())
-    monkeypatch.setattr(imaging, "VOLUME_FACTOR", 1)
-    monkeypatch.setattr(imaging, "MAX_PIXELS", 1000)  # slices of 320 pixels pass, 1920 voxels do not
-    monkeypatch.setattr(imaging, "BYTES_PER_VOXEL_CAP", 100)  # the files' size is not what is refused
+    monkeypatch.setattr(scan_module, "VOLUME_FACTOR", 1)
+    monkeypatch.setenv("MEDSAM_MAX_PIXELS", "1000")  # slices of 320 pixels pass, 1920 voxels do not
+    monkeypatch.setattr(scan_module, "BYTES_PER_VOXEL_CAP", 100)  # the files' size is not what is refused
     _refused(pairs, "The volume is 20x16x6 voxels")
-    monkeypatch.setattr(imaging, "BYTES_PER_VOXEL_CAP", 4)
+    monkeypatch.setattr(scan_module, "BYTES_PER_VOXEL_CAP", 4)
     _refused(pairs, "The files hold 9,")
     bomb = _zip([("a.dcm", b"\0" * 200_000)])  # over 4 * 1 * 1000 bytes once inflated
     assert len(bomb) < 2000
     _refused(bomb, "unpacks to more than")
-    monkeypatch.setattr(imaging, "MAX_PIXELS", 10**7)
+    monkeypatch.setenv("MEDSAM_MAX_PIXELS", str(10**7))
     monkeypatch.setattr(series, "MAX_FILES", 3)
     _refused(_zip(pairs), "more than 3 files")
     _refused(pairs, "Too many files were given (6); at most 3")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from ..errors import MedsamError
 from ..gallery import all_examples
 from ..paths import REPO
+from ..settings import settings
 from .about_tab import about, performance
 from .api import build_api
 from .dashboard_tab import build_dashboard_tab
@@ -57,7 +56,4 @@ def queue_kwargs() -> dict[str, Any]:
 def launch_kwargs() -> dict[str, Any]:
     """Launch settings: uploads up to MEDSAM_MAX_UPLOAD_MB (default 200) megabytes; errors are our own plain
     sentences, never Gradio's tracebacks; the layout's few CSS rules (``style.css``)."""
-    raw = os.environ.get("MEDSAM_MAX_UPLOAD_MB", "200")
-    if not raw.isdigit() or int(raw) == 0:
-        raise MedsamError(f"MEDSAM_MAX_UPLOAD_MB must be a positive whole number of megabytes, not {raw!r}.")
-    return {"max_file_size": f"{int(raw)}mb", "show_error": False, "css_paths": [Path(__file__).with_name("style.css")]}
+    return {"max_file_size": f"{settings().max_upload_mb}mb", "show_error": False, "css_paths": [Path(__file__).with_name("style.css")]}

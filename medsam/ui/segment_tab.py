@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import cv2
 import gradio as gr
-import numpy as np
 
 from .. import imaging, visualize
 from ..errors import MedsamError
