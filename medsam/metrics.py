@@ -24,6 +24,7 @@ __all__ = [
     "hd95",
     "nsd",
     "segmentation_scores",
+    "volume_scores",
     "boundary_complexity",
     "intensity_difference",
     "relative_size",
@@ -44,29 +45,32 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(s) for s in shape)
 
 
-def _mask(x: np.ndarray, name: str = "mask") -> np.ndarray:
-    """`x > 0` as a 2D bool array; InputError if it is not a non-empty 2D array."""
+def _mask(x: np.ndarray, name: str = "mask", ndim: int = 2) -> np.ndarray:
+    """`x > 0` as a bool array of ``ndim`` dimensions; InputError if it is not a non-empty one."""
     a = np.asarray(x)
-    if a.ndim != 2 or a.size == 0:
-        raise InputError(f"The {name} must be a 2D image, but its shape is {_shape_text(a.shape)}.")
+    if a.ndim != ndim or a.size == 0:
+        what = "a 2D image" if ndim == 2 else f"a {ndim}D volume"
+        raise InputError(f"The {name} must be {what}, but its shape is {_shape_text(a.shape)}.")
     return a > 0
 
 
-def _pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p, g = _mask(pred, "prediction"), _mask(gt, "ground truth")
+def _pair(pred: np.ndarray, gt: np.ndarray, ndim: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    p, g = _mask(pred, "prediction", ndim), _mask(gt, "ground truth", ndim)
     if p.shape != g.shape:
+        unit = "pixels" if ndim == 2 else "voxels"
         raise InputError(
-            f"The prediction is {_shape_text(p.shape)} pixels "
+            f"The prediction is {_shape_text(p.shape)} {unit} "
             f"but the ground truth is {_shape_text(g.shape)}."
         )
     return p, g
 
 
-def _spacing(spacing: Sequence[float]) -> tuple[float, float]:
+def _spacing(spacing: Sequence[float], ndim: int = 2) -> tuple[float, ...]:
     s = np.asarray(spacing, dtype=float)
-    if s.shape != (2,) or not np.all(np.isfinite(s) & (s > 0)):
-        raise InputError("The pixel spacing must be two positive numbers (row, column).")
-    return float(s[0]), float(s[1])
+    if s.shape != (ndim,) or not np.all(np.isfinite(s) & (s > 0)):
+        what = "two positive numbers (row, column)" if ndim == 2 else f"{ndim} positive numbers, one per axis"
+        raise InputError(f"The pixel spacing must be {what}.")
+    return tuple(float(v) for v in s)
 
 
 def _tolerance(tolerance: float) -> float:
@@ -87,12 +91,13 @@ def _dice_iou(p: np.ndarray, g: np.ndarray) -> tuple[float, float]:
 
 
 def _surface(m: np.ndarray) -> np.ndarray:
-    """Mask minus its erosion by a 3x3 cross (outside the image counts as background)."""
-    return m & ~ndimage.binary_erosion(m, structure=_CROSS)
+    """Mask minus its erosion by a cross (3x3, or 3x3x3 for volumes; outside counts as background)."""
+    cross = _CROSS if m.ndim == 2 else ndimage.generate_binary_structure(m.ndim, 1)
+    return m & ~ndimage.binary_erosion(m, structure=cross)
 
 
 def _surface_distances(
-    p: np.ndarray, g: np.ndarray, spacing: tuple[float, float]
+    p: np.ndarray, g: np.ndarray, spacing: tuple[float, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distances from each surface pixel of `p` to the surface of `g`, and from `g` to `p`.
 
@@ -169,6 +174,16 @@ def segmentation_scores(
     d = _surface_distances(p, g, _spacing(spacing))
     d_score, i_score = _dice_iou(p, g)
     return {"dice": d_score, "iou": i_score, "hd95": _hd95(*d), "nsd": _nsd(*d, tol)}
+
+
+def volume_scores(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
+                  nsd_tolerance: float = 2.0) -> dict[str, float]:
+    """3D {"dice3d", "iou3d", "hd95_mm", "nsd"} of two (X, Y, Z) masks, distances in the units of
+    ``spacing`` (the voxel size along each axis, e.g. mm); NSD at ``nsd_tolerance`` (2 mm)."""
+    p, g = _pair(pred, gt, 3)
+    d = _surface_distances(p, g, _spacing(spacing, 3))
+    d_score, i_score = _dice_iou(p, g)
+    return {"dice3d": d_score, "iou3d": i_score, "hd95_mm": _hd95(*d), "nsd": _nsd(*d, _tolerance(nsd_tolerance))}
 
 
 # --- target descriptors ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import operator
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -83,6 +83,7 @@ class Scan:
     default_window: str | tuple[float, float] = STORED
     rgb: bool = False
     dicom_window: tuple[float, float] | None = None
+    _fixed: dict[str, Window] = field(default_factory=dict, repr=False, compare=False)  # see fixed_window
 
     @property
     def oriented(self) -> bool:
@@ -105,9 +106,7 @@ class Scan:
         if not self.is_volume:
             return self.data
         axis, index = self._locate(axis, index)
-        plane = np.take(self.data, index, axis=axis)
-        if self.oriented:
-            plane = np.fliplr(np.rot90(plane))
+        plane = self.view(self.data, axis, index)
         h, w = plane.shape
         if min(h, w) < MIN_SIDE:
             raise InputError(f"This view is {w}x{h} pixels; it must be at least {MIN_SIDE}x{MIN_SIDE}.")
@@ -126,14 +125,63 @@ class Scan:
         if not self.is_volume:
             return plane
         axis, index = self._locate(axis, index)
-        if self.oriented:
-            plane = np.rot90(np.fliplr(plane), k=-1)
         volume = np.zeros(self.data.shape, np.uint8)
-        np.moveaxis(volume, axis, 0)[index] = plane
+        np.moveaxis(volume, axis, 0)[index] = self.unview(plane)
+        return self.to_source(volume)
+
+    def fixed_window(self, window: WindowSpec) -> WindowSpec:
+        """For a volume, a percentile or min-max window as one level/width for all its slices,
+        computed over the whole volume (per slice, each slice would get its own contrast); else as is."""
+        spec = _resolve_window(window)
+        if not self.is_volume or spec.kind not in ("percentile", "minmax"):
+            return window
+        if spec.kind not in self._fixed:
+            sample = self.data.ravel()[:: max(1, self.data.size // 2_000_000)]
+            lo, hi = float(sample.min()), float(sample.max())
+            if spec.kind == "percentile":
+                p_lo, p_hi = (float(p) for p in np.percentile(sample, PERCENTILES))
+                lo, hi = (p_lo, p_hi) if p_hi > p_lo else (lo, hi)
+            self._fixed[spec.kind] = Window("level", (lo + hi) / 2, max(hi - lo, 1e-6))
+        return self._fixed[spec.kind]
+
+    def render(self, window: WindowSpec, axis: int = 2, index: int | None = None) -> np.ndarray:
+        """The RGB uint8 picture the app shows: the view (a volume's slice) through ``window``."""
+        return to_rgb(apply_window(self.slice(axis, index), self.fixed_window(window)))
+
+    def view(self, volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+        """Slice ``index`` along ``axis`` of a volume shaped like ``data`` (a mask, a label map), turned as
+        the display shows ``data`` (the module docstring's convention)."""
+        plane = np.take(volume, index, axis=axis)
+        return np.fliplr(np.rot90(plane)) if self.oriented else plane
+
+    def unview(self, plane: np.ndarray) -> np.ndarray:
+        """A 2D array shaped like a view (``slice``) back in the orientation of ``data``'s axes."""
+        return np.rot90(np.fliplr(plane), k=-1) if self.oriented else plane
+
+    def to_source(self, volume: np.ndarray) -> np.ndarray:
+        """A volume shaped and ordered like ``data`` in the source file's voxel order (undoes the
+        RAS+ reorientation done at load time)."""
         if self.oriented:
-            # Undo the canonical (RAS+) reorientation done at load time.
             volume = apply_orientation(volume, ornt_transform(_RAS, io_orientation(self.affine)))
         return np.ascontiguousarray(volume)
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size along ``data``'s axes (mm for NIfTI and DICOM series; 1 where unknown)."""
+        if self.affine is None or not self.is_volume:
+            return (1.0, 1.0, 1.0)
+        zooms = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))  # per source axis
+        out = [1.0, 1.0, 1.0]
+        for source_axis, (data_axis, _) in enumerate(io_orientation(self.affine)):
+            out[int(data_axis)] = float(zooms[source_axis])
+        return (out[0], out[1], out[2])
+
+    def view_spacing(self, axis: int) -> tuple[float, float]:
+        """(row, column) pixel size of a view along ``axis``: rows run along the second remaining
+        data axis and columns along the first (see the module docstring)."""
+        first, second = (a for a in range(3) if a != axis)
+        s = self.spacing
+        return (s[second], s[first]) if self.oriented else (s[first], s[second])
 
     def _locate(self, axis: int, index: int | None) -> tuple[int, int]:
         axis = _check_axis(axis)

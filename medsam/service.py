@@ -200,8 +200,7 @@ class Session:
 
     def render(self) -> None:
         assert self.scan is not None
-        plane = self.scan.slice(self.axis, self.index) if self.scan.is_volume else self.scan.data
-        self.rgb = imaging.to_rgb(imaging.apply_window(plane, self.window))
+        self.rgb = self.scan.render(self.window, self.axis, self.index)
         self._slice_gt()
 
     # --- ground truth ---------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""Volumes: propagation from one prompted slice, 3D scores with voxel spacing, and the view geometry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medsam.imaging import load_scan
+from medsam.metrics import volume_scores
+from medsam.predictor import Prompt, load_model
+from medsam.prompts import bbox
+from medsam.volume import enlarged, every_slice, propagate, volume_ml
+
+
+def _ellipsoid(shape=(64, 72, 24), centre=(30, 36, 12), radii=(16, 20, 7)) -> np.ndarray:
+    grid = np.indices(shape).astype(float)
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """A bright ellipsoid in a noisy volume stored in LPS order with 0.8 x 0.8 x 2.5 mm voxels."""
+    obj = _ellipsoid()
+    rng = np.random.default_rng(0)
+    vol = (rng.normal(100, 10, obj.shape) + 600 * obj).astype(np.int16)
+    path = tmp_path_factory.mktemp("vol") / "phantom.nii.gz"
+    nib.save(nib.Nifti1Image(vol, np.diag([-0.8, -0.8, 2.5, 1.0])), path)
+    return path, obj
+
+
+def test_spacing_follows_the_reorientation(phantom) -> None:
+    scan = load_scan(phantom[0])
+    assert scan.spacing == pytest.approx((0.8, 0.8, 2.5)) and scan.view_spacing(2) == pytest.approx((0.8, 0.8))
+    assert scan.view_spacing(0) == pytest.approx((2.5, 0.8))
+
+
+def test_view_and_unview_are_inverse(phantom) -> None:
+    scan = load_scan(phantom[0])
+    labels = np.arange(scan.data.size).reshape(scan.data.shape)
+    for axis in range(3):
+        plane = scan.view(labels, axis, 5)
+        assert plane.shape == scan.slice(axis, 5).shape
+        assert np.array_equal(scan.unview(plane), np.take(labels, 5, axis=axis))
+
+
+def test_propagation_follows_the_structure_and_stops_where_it_ends(phantom) -> None:
+    scan = load_scan(phantom[0])
+    reference = scan.data > 400  # the ellipsoid, in the scan's own (RAS+) orientation
+    z = int(np.argmax(reference.sum((0, 1))))
+    box = bbox(scan.view(reference, 2, z))
+    run = propagate(load_model("litemedsam"), scan, "Min-max", 2, z, Prompt(box=box))
+    slices = np.flatnonzero(reference.any((0, 1)))
+    assert set(run.slices) <= set(range(slices.min() - 1, slices.max() + 2)), "it stopped where the structure ends"
+    assert "end of the volume" not in " ".join(run.stopped.values())
+    assert run.encoded == len(run.slices) + 2  # each slice visited once, the two last ones refused
+    scores = volume_scores(run.mask, reference, scan.spacing)
+    upper = volume_scores(every_slice(load_model("litemedsam"), scan, "Min-max", 2, reference), reference, scan.spacing)
+    assert scores["dice3d"] > 0.8 and upper["dice3d"] > 0.8
+    assert volume_ml(run.mask, scan.spacing) == pytest.approx(run.mask.sum() * 0.8 * 0.8 * 2.5 / 1000)
+
+
+def test_volume_scores_in_millimetres() -> None:
+    a = np.zeros((20, 20, 20), bool)
+    a[5:15, 5:15, 5:15] = True
+    b = np.roll(a, 2, axis=2)  # two slices further along z
+    s = volume_scores(a, b, (1.0, 1.0, 3.0))
+    assert s["dice3d"] == pytest.approx(0.8) and s["hd95_mm"] == pytest.approx(6.0)
+    assert volume_scores(a, a, (1.0, 1.0, 3.0)) == {"dice3d": 1.0, "iou3d": 1.0, "hd95_mm": 0.0, "nsd": 1.0}
+
+
+def test_enlarged_box_stays_inside() -> None:
+    m = np.zeros((30, 40), bool)
+    m[0:5, 35:40] = True
+    assert enlarged(m, 5).tolist() == [30, 0, 39, 9]
