@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from .gallery import Example
 from .predictor import load_model
-from .service import Session
+from .session import Session
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,12 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MPEG2MPML, gener
 
 from medsam.readers import PILLOW_LIMIT
 from medsam.settings import settings
-from medsam import imaging, load_model, models, service
+from medsam import imaging, load_model, models
+from medsam import session as session_module
 from medsam.errors import CheckpointError, InputError, MedsamError, ModelUnavailableError
 from medsam.predictor import MAX_POINTS
-from medsam.service import MAX_PROMPT_CHARS, MODES, segment_files
+from medsam.service import MAX_PROMPT_CHARS, segment_files
+from medsam.session import MODES
 from medsam.ui import CACHE_CLEANUP, build, launch_kwargs, queue_kwargs
 from medsam.ui.segment_tab import SegmentTab
 
@@ -604,8 +606,8 @@ def test_only_files_the_app_created_are_served(app: tuple[gr.Blocks, str], tmp_p
     mask, _ = Client(url, verbose=False, download_files=False).predict(
         handle_file(str(image)), json.dumps({"box": _box(OBJECT)}), "litemedsam", None, api_name="/segment")
     assert httpx.get(mask["url"]).status_code == 200  # the mask is served from Gradio's cache...
-    assert not Path(mask["path"]).is_relative_to(service._EXPORT_DIR)
-    export = max(service._EXPORT_DIR.rglob("*_mask.png"), key=lambda p: p.stat().st_mtime)
+    assert not Path(mask["path"]).is_relative_to(session_module._EXPORT_DIR)
+    export = max(session_module._EXPORT_DIR.rglob("*_mask.png"), key=lambda p: p.stat().st_mtime)
     secret = _write(tmp_path, "secret.txt", b"do not serve")
     # ... but not its working copy, nor the repository, nor anything else on the machine
     for path in (export, Path("README.md").resolve(), Path(__file__).resolve(), secret, "/etc/passwd",
@@ -624,12 +626,12 @@ def test_a_server_path_in_a_request_is_not_read(app: tuple[gr.Blocks, str]) -> N
 
 
 def test_temporary_files_are_bounded(app: tuple[gr.Blocks, str], tmp_path: Path) -> None:
-    old = Path(tempfile.mkdtemp(dir=service._EXPORT_DIR))
+    old = Path(tempfile.mkdtemp(dir=session_module._EXPORT_DIR))
     _write(old, "old_mask.png", b"x")
-    past = time.time() - service.EXPORT_TTL_S - 1
+    past = time.time() - session_module.EXPORT_TTL_S - 1
     os.utime(old, (past, past))
     png, _ = segment_files(_picture(tmp_path), {"box": _box(OBJECT)})
-    assert not old.exists() and png.is_file() and png.is_relative_to(service._EXPORT_DIR)
+    assert not old.exists() and png.is_file() and png.is_relative_to(session_module._EXPORT_DIR)
     assert app[0].delete_cache == CACHE_CLEANUP  # Gradio deletes old uploads and served copies
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from medsam.gallery import BUNDLED, INDEX_COLUMNS, EXPERT, bundled_examples, by_group, label_names
 from medsam.prompts import bbox
-from medsam.service import Session
+from medsam.session import Session
 
 ALLOWED = ("CC0 1.0", "CC BY 4.0", "CC BY-SA 4.0", "Apache-2.0")
 

@@ -12,7 +12,8 @@ from PIL import Image
 
 from medsam import InputError
 from medsam.model_notes import model_choices
-from medsam.service import MODES, Session, segment_files
+from medsam.service import segment_files
+from medsam.session import MODES, Session
 
 POS, NEG, BOX = MODES
 

@@ -10,7 +10,7 @@ import pytest
 import numpy as np
 from PIL import Image
 
-from medsam.service import MODES, Session
+from medsam.session import MODES, Session
 from medsam.ui.common import picture as _picture
 from medsam.ui.segment_tab import SegmentTab
 

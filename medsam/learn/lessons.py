@@ -21,7 +21,8 @@ from .. import heads
 from ..gallery import Example
 from ..model_notes import availability
 from ..models import REGISTRY
-from ..service import Session, head_label, segment_with_head
+from ..service import head_label, segment_with_head
+from ..session import Session
 from . import experiments as ex
 from . import figures, measured
 

@@ -19,7 +19,7 @@ from ..learn.experiments import Target
 from ..learn.lessons import BY_KEY, LESSONS, Context, Lesson
 from ..model_notes import availability
 from ..models import REGISTRY
-from ..service import MODES, Session
+from ..session import MODES, Session
 from .common import MODEL_WORK, PRIVATE, picture, plain_errors
 
 SEGMENT_TAB = "segment"  # the example choice that means "the image open in the Segment tab"

@@ -23,7 +23,8 @@ from ..model_notes import long_note, model_choices
 from ..models import REGISTRY
 from ..paths import shown
 from ..predictor import list_models
-from ..service import AXES, MODES, Session, everything, head_label, prompt_advice, segment_with_head
+from ..service import everything, head_label, prompt_advice, segment_with_head
+from ..session import AXES, MODES, Session
 from .common import MODEL_WORK, PRIVATE, picture, plain_errors
 
 CUSTOM = "Custom level/width"
