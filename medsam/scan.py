@@ -83,6 +83,7 @@ class Scan:
     default_window: str | tuple[float, float] = STORED
     rgb: bool = False
     dicom_window: tuple[float, float] | None = None
+    headers: list | None = field(default=None, repr=False, compare=False)  # a DICOM series' slice headers
     _fixed: dict[str, Window] = field(default_factory=dict, repr=False, compare=False)  # see fixed_window
 
     @property
@@ -128,6 +129,28 @@ class Scan:
         volume = np.zeros(self.data.shape, np.uint8)
         np.moveaxis(volume, axis, 0)[index] = self.unview(plane)
         return self.to_source(volume)
+
+    def source_to_view(self, axis: int, index: int, points: np.ndarray) -> tuple[int, int, np.ndarray]:
+        """A slice and (x, y) points given in the source array's voxel indices (x along the first
+        remaining source axis, y along the second) -> the view's axis, slice and (x, y) pixels."""
+        shape = self.source_shape or self.data.shape
+        if not 0 <= axis <= 2 or not 0 <= index < shape[axis]:
+            raise InputError(f"Slice {index} along axis {axis} is outside the {'x'.join(map(str, shape))} volume.")
+        ornt = io_orientation(self.affine) if self.oriented else np.array([[0, 1], [1, 1], [2, 1]])
+        u, v = (a for a in range(3) if a != axis)
+        pts = np.asarray(points, float).reshape(-1, 2)
+        src = np.zeros((len(pts), 3))
+        src[:, axis], src[:, u], src[:, v] = index, pts[:, 0], pts[:, 1]
+        data = np.zeros_like(src)
+        for s_axis, (d_axis, flip) in enumerate(ornt):
+            data[:, int(d_axis)] = src[:, s_axis] if flip > 0 else shape[s_axis] - 1 - src[:, s_axis]
+        d_axis = int(ornt[axis, 0])
+        f, g = (a for a in range(3) if a != d_axis)
+        if self.oriented:  # V[i, j] = P[nf - 1 - j, ng - 1 - i]: x = nf - 1 - a, y = ng - 1 - b
+            view = np.stack([self.data.shape[f] - 1 - data[:, f], self.data.shape[g] - 1 - data[:, g]], 1)
+        else:
+            view = np.stack([data[:, g], data[:, f]], 1)
+        return d_axis, int(round(data[0, d_axis])), view
 
     def fixed_window(self, window: WindowSpec) -> WindowSpec:
         """For a volume, a percentile or min-max window as one level/width for all its slices,

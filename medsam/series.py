@@ -72,8 +72,11 @@ def is_zip(raw: bytes) -> bool:
 
 
 def load_series(source: SeriesSource) -> Scan:
-    """Load a DICOM series as a Scan of kind "series": float32 (X, Y, Z) in RAS+ with its affine."""
-    return read_series(source)[0]
+    """Load a DICOM series as a Scan of kind "series": float32 (X, Y, Z) in RAS+ with its affine and
+    its slice headers (``Scan.headers``, for a DICOM-SEG export)."""
+    scan, headers = read_series(source)
+    scan.headers = headers
+    return scan
 
 
 def read_series(source: SeriesSource) -> tuple[Scan, list[pydicom.Dataset]]:

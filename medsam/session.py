@@ -11,6 +11,7 @@ import functools
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,13 @@ import numpy as np
 
 from . import imaging, series
 from .errors import InputError, MedsamError
+from .export import dicom_seg, label_map_nifti
 from .gallery import EXPERT, Example
 from .metrics import segmentation_scores
+from .objects import LabelMap
 from .predictor import MAX_POINTS, Prediction, Prompt, load_model
 from .prompts import bbox
+from .volume import propagate, volume_ml
 
 AXES = {"Axial": 2, "Coronal": 1, "Sagittal": 0}
 MODES = ("Positive point", "Negative point", "Box (2 clicks)")
@@ -105,6 +109,7 @@ class Session:
     reference: str = EXPERT  # what the mask is: expert ground truth, or e.g. a model's prediction
     example: Example | None = None
     runs: list[ModelRun] = field(default_factory=list)
+    objects: LabelMap | None = None  # a volume's objects segmented through it (``propagate``)
 
     # --- image and view -------------------------------------------------------------------
     def load(self, source: str | Path | bytes | list[str | Path], filename: str | None = None,
@@ -246,16 +251,59 @@ class Session:
             self.runs[0].chosen = int(np.clip(candidate, 0, len(self.runs[0].prediction.scores) - 1))
             self.rescore()
 
+    # --- volumes: objects through the whole volume -------------------------------------------------
+    def object_name(self) -> str:
+        """The name a new object gets: the example's object, else "object N"."""
+        taken = {o.name for o in self.objects.objects.values()} if self.objects else set()
+        if self.example is not None and self.example.object not in taken:
+            return self.example.object
+        return next(f"object {n}" for n in range(1, 10_000) if f"object {n}" not in taken)
+
+    def new_object(self, name: str | None = None) -> None:
+        """Start another object of the volume; the next propagation fills it."""
+        if self.scan is None or not self.scan.is_volume:
+            raise InputError("Objects belong to a volume: load a NIfTI file or a DICOM series first.")
+        self.objects = self.objects or LabelMap.empty(self.scan)
+        self.objects.add((name or "").strip() or self.object_name(), self.gt_values)
+
+    def propagate(self, model: str, progress: Callable[[float, str], None] | None = None) -> str:
+        """Segment the current object through the volume from this slice's prompt; returns a sentence."""
+        if self.scan is None or not self.scan.is_volume:
+            raise InputError("Propagation needs a volume: load a NIfTI file or a DICOM series first.")
+        prompt = self.prompt()
+        if prompt is None:
+            raise InputError("Prompt the object on one slice first: a box, or clicks with a click-trained model.")
+        if not self.objects or not self.objects.current:
+            self.new_object()
+        run = propagate(load_model(model), self.scan, self.window, self.axis, self.index or 0, prompt, progress)
+        obj = self.objects.store(run)
+        ml = volume_ml(run.mask, self.scan.spacing)
+        ends = "; ".join(f"{d}: {why}" for d, why in run.stopped.items())
+        return (f"Propagated **{obj.name}** from slice {run.start} through slices {run.slices[0]}-{run.slices[-1]} "
+                f"({len(run.slices)} slices, {ml:.1f} mL) in {run.seconds:.1f} s, {run.encoded} slices encoded. "
+                f"Stopped {ends}.")
+
+    def object_rows(self) -> list[dict]:
+        reference = self.gt_scan.data if self.gt_scan is not None else None
+        return self.objects.rows(self.scan, reference) if self.objects and self.scan is not None else []
+
     def export(self) -> list[Path]:
         """Each model's chosen mask as PNG (named by model when several were compared), and as NIfTI
-        in the source volume for a volume's slice."""
+        in the source volume for a volume's slice; a volume's objects as a NIfTI label map (and a
+        DICOM-SEG for a DICOM series)."""
         runs = [run for run in self.runs if run.mask is not None]
-        if not runs:
+        names = self.objects.names() if self.objects else {}
+        if not runs and not names:
             raise InputError("There is no mask to export yet: add a prompt first.")
         _prune_exports()
         folder = Path(tempfile.mkdtemp(dir=_EXPORT_DIR))
         stem = Path(self.filename).name.split(".")[0] or "image"
         files = []
+        if names and self.scan is not None:
+            files.append(label_map_nifti(self.objects.labels, self.scan, folder / f"{stem}_labels.nii.gz"))
+            if self.scan.kind == "series" and self.scan.headers:
+                files.append(dicom_seg(self.objects.labels, self.scan, self.scan.headers, names,
+                                       folder / f"{stem}_seg.dcm"))
         for run in runs:
             name = f"{stem}_{run.model}_mask" if len(runs) > 1 else f"{stem}_mask"
             files.append(imaging.save_mask_png(run.mask, folder / f"{name}.png"))
