@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -99,7 +100,8 @@ def _trace(fig, name: str, axis: str = "y"):
 
 
 def _title(fig) -> str:
-    return fig.layout.title.text
+    """The title as one line: wrapping breaks lines at spaces, the caption is in <sup>."""
+    return re.sub(r"</?sup>", "", fig.layout.title.text).replace("<br>", " ")
 
 
 # --- loading and filtering -------------------------------------------------------------------
@@ -146,22 +148,25 @@ def test_empty_selection_says_so(results: d.Results) -> None:
 
 def test_modality_bars_are_means_over_pairs(results: d.Results, raw: pd.DataFrame) -> None:
     fig = d.fig_modality(results.benchmark)
-    for model, axis in zip(MODELS, ("y", "y2")):
+    assert [a.text for a in fig.layout.annotations] == [d.model_label(m) for m in d.model_order(MODELS)]
+    for model, axis in zip(d.model_order(MODELS), ("y", "y2")):
         for strategy in ("box", "points_5pos"):
-            bar = _trace(fig, strategy, axis)
+            bar = _trace(fig, d.strategy_name(strategy), axis)
             sel = raw[(raw["model"] == model) & (raw["strategy"] == strategy) & (raw["modality"] == "mri")]
             mean, ci, n = _pair_stats(_per_pair(sel))
             i = list(bar.x).index("mri")
             assert bar.y[i] == pytest.approx(mean)
             assert bar.error_y.array[i] == pytest.approx(ci)
             assert bar.customdata[i][1] == n == PAIRS
+            assert bar.customdata[i][2] == strategy and "benchmark name: %{customdata[2]}" in bar.hovertemplate
     assert f"{len(TARGETS) * PAIRS} pairs, {len(raw)} rows, 2 models" in _title(fig)
 
 
 def test_heatmap_cells(results: d.Results, raw: pd.DataFrame) -> None:
     fig = d.fig_heatmap(d.filter_rows(results.benchmark, models=["sam_vit_b"]))
     (heat,) = fig.data
-    y, x = list(heat.y).index("tumor (mri)"), list(heat.x).index("points_5pos")
+    y, x = list(heat.y).index("tumor (mri)"), list(heat.x).index("5 positive clicks")
+    assert heat.customdata[y][x][1] == "points_5pos"
     sel = raw[(raw["model"] == "sam_vit_b") & (raw["strategy"] == "points_5pos") & (raw["object"] == "tumor")]
     assert heat.z[y][x] == pytest.approx(np.mean(_per_pair(sel)))
     assert heat.text[y][x] == f"{np.mean(_per_pair(sel)):.2f}"
@@ -169,7 +174,7 @@ def test_heatmap_cells(results: d.Results, raw: pd.DataFrame) -> None:
 
 def test_descriptor_titles_carry_spearman_and_partial_rho(results: d.Results, raw: pd.DataFrame) -> None:
     fig = d.fig_descriptors(d.filter_rows(results.benchmark, models=["litemedsam"]), "points_5pos")
-    assert "(points_5pos)" in _title(fig)
+    assert "(5 positive clicks)" in _title(fig) and "LiteMedSAM as published (medical)" in _title(fig)
     sel = raw[(raw["model"] == "litemedsam") & (raw["strategy"] == "points_5pos")]
     pairs = sel.groupby("mask").agg(dice=("dice", "mean"), bc=("boundary_complexity", "first"),
                                     size=("relative_size", "first"))
@@ -186,14 +191,21 @@ def test_descriptor_titles_carry_spearman_and_partial_rho(results: d.Results, ra
     # Points coloured by modality, plus a fit line per panel.
     assert {t.name for t in fig.data} == {"ct", "mri", "ultrasound", "linear fit"}
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "linear"
+    # Several models: one row each, never pooled; each row's axis says which model it is.
+    both = d.fig_descriptors(results.benchmark, "points_5pos")
+    assert len(both.layout.annotations) == 6 and both.layout.annotations[3].text == title  # litemedsam: row 2
+    for model, axis in zip(d.model_order(MODELS), ("yaxis", "yaxis4")):
+        assert d.model_label(model) in both.layout[axis].title.text.replace("<br>", " ")
+    points = [t for t in both.data if t.name == "mri" and t.xaxis == "x4"]
+    assert len(points) == 1 and len(points[0].x) == PAIRS  # row 2 holds the second model's pairs only
 
 
 def test_oracle_gap(results: d.Results, raw: pd.DataFrame) -> None:
     fig = d.fig_oracle_gap(d.filter_rows(results.benchmark, models=["litemedsam"]))
     pick, best = _trace(fig, "model's pick (deployable)"), _trace(fig, "best of candidates (oracle)")
-    assert "everything" not in pick.x
+    assert d.strategy_name("everything") not in pick.x
     sel = raw[(raw["model"] == "litemedsam") & (raw["strategy"] == "points_5pos")]
-    i = list(pick.x).index("points_5pos")
+    i = list(pick.x).index("5 positive clicks")
     gap = np.mean(_per_pair(sel, "dice_oracle")) - np.mean(_per_pair(sel, "dice"))
     assert pick.y[i] == pytest.approx(np.mean(_per_pair(sel)))
     assert best.y[i] == pytest.approx(np.mean(_per_pair(sel, "dice_oracle")))
@@ -219,7 +231,7 @@ def test_interactive_curve_and_noc(results: d.Results, raw: pd.DataFrame) -> Non
     curves = [json.loads(v) for v in sel["dice_per_click"]]
     width = max(map(len, curves))
     padded = [c + [c[-1]] * (width - len(c)) for c in curves]  # a finished run keeps its last DICE
-    line = _trace(fig, "sam_vit_b")
+    line = _trace(fig, "SAM ViT-B (zero-shot)")
     assert list(line.x) == list(range(1, width + 1))
     assert line.y[2] == pytest.approx(np.mean([c[2] for c in padded]))
     noc = _trace(fig, "NoC@85", "y2")
@@ -244,11 +256,11 @@ def test_published_beside_ours_labelled_and_converted(results: d.Results, raw: p
     for t in fig.data:
         if t.name.startswith("ours: "):
             assert not published_values & {round(v, 6) for v in t.y}
-    ours = _trace(fig, "ours: litemedsam (predicted-iou pick)")
+    ours = _trace(fig, "ours: LiteMedSAM as published (medical), predicted-iou pick")
     sel = raw[(raw["model"] == "litemedsam") & (raw["strategy"] == "point_center")]
     assert dict(zip(ours.x, ours.y))["1 point"] == pytest.approx(np.mean(_per_pair(sel)))
     assert "everything (grid)" not in ours.x  # its DICE is the best mask's: shown only as an oracle pick
-    assert "everything (grid)" in _trace(fig, "ours: litemedsam (oracle pick)").x
+    assert "everything (grid)" in _trace(fig, "ours: LiteMedSAM as published (medical), oracle pick").x
 
 
 def test_finetune_missing_then_paired(results: d.Results, raw: pd.DataFrame) -> None:
@@ -257,9 +269,12 @@ def test_finetune_missing_then_paired(results: d.Results, raw: pd.DataFrame) -> 
     base = raw[raw["model"] == "litemedsam"][d.COLUMNS["finetune"]]
     tuned = base.assign(model="litemedsam_ft", dice=base["dice"] + 0.05 * (base["modality"] == "ct"))
     fig = d.fig_finetune(pd.concat([base, tuned]), results.published)
-    bar = next(t for t in fig.data if t.name == "litemedsam_ft − litemedsam: box")
+    bar = next(t for t in fig.data if t.name == "box")
+    assert ("ΔDICE = LiteMedSAM + our decoder finetune (litemedsam_ft) − LiteMedSAM as published (medical)"
+            in _title(fig)) and "zero-shot" not in _title(fig)
     deltas = dict(zip(bar.y, bar.x))
     assert deltas["liver (ct)"] == pytest.approx(0.05) and deltas["tumor (mri)"] == pytest.approx(0)
+    assert bar.customdata[0][2] == "box" and "benchmark name" in bar.hovertemplate
     gain = next(t for t in fig.data if t.name.startswith("published: COSMOS paper"))
     assert gain.x[0] == pytest.approx(0.0439) and all(not t.name.startswith("published") for t in fig.data[:-1])
     assert "Nothing to show" in _title(d.fig_finetune(pd.concat([base, tuned]), modalities=["pet"]))
@@ -344,7 +359,8 @@ def test_coverage_note_names_the_split_that_aligns_the_models() -> None:
     partial = rows[(rows["model"] == MODELS[0]) | (rows["split"] == "test")]
     n_test = rows.loc[rows["split"] == "test", "mask"].nunique()
     assert d.coverage_note(partial) == (
-        f"The selected models were run on different pairs ({MODELS[0]} {len(TARGETS) * PAIRS}, {MODELS[1]} {n_test}): "
+        f"The selected models were run on different pairs (LiteMedSAM as published (medical) {len(TARGETS) * PAIRS}, "
+        f"SAM ViT-B (zero-shot) {n_test}): "
         "select Splits = test to compare them on the same pairs.")
     assert d.coverage_note(partial[partial["split"] == "test"]) == ""
     # No split puts them on the same pairs: say so instead of suggesting one.

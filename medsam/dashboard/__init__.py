@@ -9,9 +9,9 @@ DICE is on a 0-1 scale throughout; published percentages are divided by 100 and 
 value sits in a trace named ``published: <source> ...`` (ours: ``ours: ...``). Means over pairs
 average each pair's seeds first; error bars and bands are 95% CIs of the mean (mean +- 1.96 SE).
 
-Modules: ``data`` (tables, selection, pairs), ``stats`` (CIs, correlations), ``style`` (titles,
-colours), ``figures`` (benchmark figures), ``references`` (published, finetuning, label
-efficiency), ``report`` (text summary).
+Modules: ``names`` (the strategy and model names people read), ``data`` (tables, selection, pairs),
+``stats`` (CIs, correlations), ``style`` (titles, colours), ``figures`` (benchmark figures),
+``references`` (published, finetuning, label efficiency), ``report`` (text summary).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from typing import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from .data import (COLUMNS, DESCRIPTORS, FILTER_COLUMNS, STRATEGY_ORDER, Results, choices, click_curves,
-                   coverage_note, filter_rows, load_results, pair_means)
+from .data import (COLUMNS, DESCRIPTORS, FILTER_COLUMNS, Results, choices, click_curves, coverage_note, filter_rows,
+                   load_results, pair_means)
 from .figures import fig_descriptors, fig_heatmap, fig_interactive, fig_jitter, fig_modality, fig_oracle_gap
+from .names import STRATEGY_ORDER, model_label, model_order, strategy_name
 from .references import (PROMPT_TYPES, fig_finetune, fig_label_efficiency, fig_published, published_dice,
                          published_label)
 from .report import report
@@ -34,8 +35,8 @@ __all__ = [
     "COLUMNS", "DESCRIPTORS", "FILTER_COLUMNS", "PROMPT_TYPES", "STRATEGY_ORDER", "Results", "build_figures",
     "choices", "click_curves", "coverage_note", "empty_figure", "fig_descriptors", "fig_finetune", "fig_heatmap",
     "fig_interactive", "fig_jitter", "fig_label_efficiency", "fig_modality", "fig_oracle_gap", "fig_published",
-    "filter_rows", "load_results", "pair_means", "partial_spearman", "published_dice", "published_label", "report",
-    "rho_text", "spearman",
+    "filter_rows", "load_results", "model_label", "model_order", "pair_means", "partial_spearman", "published_dice",
+    "published_label", "report", "rho_text", "spearman", "strategy_name",
 ]
 
 

@@ -17,10 +17,10 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .names import STRATEGY_ORDER, model_label
+
 log = logging.getLogger(__name__)
 
-STRATEGY_ORDER = ("everything", "point_center", "point_random", "points_5pos", "points_5pos5neg", "box",
-                  "box_point", "box_jitter_10", "box_jitter_20", "box_jitter_30", "interactive")
 FILTER_COLUMNS = ("model", "modality", "strategy", "split")
 PAIR_KEY = ["model", "strategy", "mask"]
 BENCHMARK_NUMERIC = ["seed", "n_components", "n_prompted", "dice", "dice_oracle", "iou", "hd95", "nsd",
@@ -108,7 +108,7 @@ def coverage_note(df: pd.DataFrame) -> str:
     pairs = per_model["mask"].agg(lambda s: frozenset(s.unique()))
     if pairs.nunique() == 1:
         return ""
-    counts = ", ".join(f"{m} {len(p):,}" for m, p in pairs.items())
+    counts = ", ".join(f"{model_label(m)} {len(p):,}" for m, p in pairs.items())
     shared = sorted(set.intersection(*per_model["split"].agg(lambda s: set(s.unique().astype(str)))))
     common = df[df["split"].isin(shared)].groupby("model", observed=True)["mask"].agg(lambda s: frozenset(s.unique()))
     how = (f"select Splits = {', '.join(shared)} to compare them on the same pairs"
@@ -125,6 +125,7 @@ def pair_means(df: pd.DataFrame, values: Sequence[str] = ("dice",)) -> pd.DataFr
     out[keep] = grouped[keep].first()
     return out.reset_index()
 
+
 def click_curves(df: pd.DataFrame) -> np.ndarray:
     """The ``dice_per_click`` JSON lists as an (n, clicks) array; a run that stopped early (exact
     mask) keeps its last DICE for the remaining clicks. Rows without a list are left out."""
@@ -134,7 +135,6 @@ def click_curves(df: pd.DataFrame) -> np.ndarray:
         return np.empty((0, 0))
     width = max(map(len, lists))
     return np.array([v + [v[-1]] * (width - len(v)) for v in lists], dtype=float)
-
 
 
 def strategy_order(values: Iterable[str]) -> list[str]:

@@ -12,7 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .data import STRATEGY_ORDER, filter_rows, pair_means
+from .data import filter_rows, pair_means
+from .names import STRATEGY_ORDER, model_label, model_order, strategy_name
 from .stats import summary
 from .style import OURS, PUBLISHED, PUBLISHED_PALETTE, ci_args, colour_of, counts, empty_figure, layout
 
@@ -64,9 +65,9 @@ def fig_published(df: pd.DataFrame, published: pd.DataFrame) -> go.Figure:
     if len(box):
         panels.append((box, "modality", box_modalities,
                        pub[~pooled & (pub["prompt"] == "box") & pub["modality"].isin(box_modalities)]))
-    titles = ("all modalities, by prompt type", "box prompt, by modality (published where the modality matches)")
+    titles = ("all modalities, by prompt type", "box prompt, by modality<br>(published where the modality matches)")
     fig = make_subplots(rows=len(panels), cols=1, vertical_spacing=0.14, subplot_titles=titles[:len(panels)])
-    models = sorted(pairs["model"].unique())
+    models = model_order(pairs["model"].unique())
     series = list(dict.fromkeys(pub["series"]))
     shown: set[str] = set()
     for row, (data, x, order, refs) in enumerate(panels, 1):
@@ -74,7 +75,7 @@ def fig_published(df: pd.DataFrame, published: pd.DataFrame) -> go.Figure:
             for value, pick, opacity in (("dice", "predicted-iou pick", 1.0), ("dice_oracle", "oracle pick", 0.55)):
                 s = summary(data[data["model"] == model], [x], value).set_index(x).reindex(order)
                 s = s.dropna(subset=["mean"])
-                name = f"{OURS}{model} ({pick})"
+                name = f"{OURS}{model_label(model)}, {pick}"
                 fig.add_trace(go.Bar(x=s.index, y=s["mean"], name=name, legendgroup=name, showlegend=name not in shown,
                                      opacity=opacity, marker_color=colour_of(model, models), **ci_args(s)),
                               row=row, col=1)
@@ -92,18 +93,20 @@ def fig_published(df: pd.DataFrame, published: pd.DataFrame) -> go.Figure:
             shown.add(name)
         fig.update_xaxes(categoryorder="array", categoryarray=order, row=row, col=1)
     fig.update_yaxes(title_text="DICE (0-1)", range=[0, 1.05])
-    mapping = ", ".join(f"{s} → {label}" for s, (label, _) in PROMPT_TYPES.items() if s in set(pairs["strategy"]))
+    mapping = ", ".join(f"{strategy_name(s)} → {label}" for s, (label, _) in PROMPT_TYPES.items()
+                        if s in set(pairs["strategy"]))
     caption = (f"solid: ours, mean over pairs, 95% CI ({counts(rows)}); hatched: published (% / 100; other data "
                f"and models, not our measurements)<br>our strategy → prompt type: {mapping}")
-    return layout(fig, title, caption, 140 + 380 * len(panels), legend_below=True)
+    return layout(fig, title, caption, 30 + 380 * len(panels), legend_below=True)
 
 
 def fig_finetune(finetune: pd.DataFrame, published: pd.DataFrame | None = None,
                  modalities: Sequence[str] | None = None, strategies: Sequence[str] | None = None) -> go.Figure:
-    """Finetuned minus zero-shot DICE, paired by (strategy, image, mask, seed), mean per target
-    with 95% CI; each 'X_ft' model is paired with 'X'. Published mean gains as reference lines.
-    ``modalities`` and ``strategies`` select rows as in ``filter_rows``."""
-    title = "Finetuned vs zero-shot (paired per target)"
+    """Finetuned minus base-model DICE, paired by (strategy, image, mask, seed), mean per target
+    with 95% CI; each 'X_ft' model is paired with 'X', the model it was finetuned from (which need
+    not be zero-shot: LiteMedSAM is itself finetuned on medical images). Published mean gains as
+    reference lines. ``modalities`` and ``strategies`` select rows as in ``filter_rows``."""
+    title = "Finetuned vs the model it starts from, per target"
     rows = finetune.dropna(subset=["dice"])
     if rows.empty:
         return empty_figure(title, NO_FINETUNE.format("finetune.csv"))
@@ -113,25 +116,24 @@ def fig_finetune(finetune: pd.DataFrame, published: pd.DataFrame | None = None,
     deltas = []
     for tuned in sorted(m for m in models if m.endswith("_ft") and m[:-3] in models):
         base = rows[rows["model"] == tuned[:-3]][key + ["modality", "object", "dice"]]
-        paired = base.merge(rows[rows["model"] == tuned][key + ["dice"]], on=key, suffixes=("_zs", "_ft"))
-        deltas.append(paired.assign(delta=paired["dice_ft"] - paired["dice_zs"],
-                                    comparison=f"{tuned} − {tuned[:-3]}"))
+        paired = base.merge(rows[rows["model"] == tuned][key + ["dice"]], on=key, suffixes=("_base", "_ft"))
+        deltas.append(paired.assign(delta=paired["dice_ft"] - paired["dice_base"],
+                                    comparison=f"{model_label(tuned)} − {model_label(tuned[:-3])}"))
     d = pd.concat(deltas) if deltas else pd.DataFrame()
     if d.empty:
-        return empty_figure(title, "Nothing to show: no finetuned ('X_ft') and zero-shot ('X') rows pair up "
+        return empty_figure(title, "Nothing to show: no finetuned ('X_ft') and base model ('X') rows pair up "
                                    "by strategy, image, mask and seed.")
     d["target"] = d["object"].astype(str) + " (" + d["modality"].astype(str) + ")"
     per_pair = d.groupby(["comparison", "strategy", "target", "mask"], sort=False)["delta"].mean().reset_index()
     s = summary(per_pair, ["comparison", "strategy", "target"], "delta")
     targets = sorted(s["target"].unique(), key=lambda t: (t.rsplit("(", 1)[-1], t))
+    comparisons = list(dict.fromkeys(s["comparison"]))
     fig = go.Figure()
     for (comparison, strategy), part in s.groupby(["comparison", "strategy"], sort=False):
-        fig.add_trace(go.Bar(y=part["target"], x=part["mean"], orientation="h", name=f"{comparison}: {strategy}",
-                             error_x=dict(type="data", array=part["ci"].to_numpy()),
-                             customdata=np.column_stack([part["ci"], part["count"]]),
+        name = strategy_name(strategy) + (f" ({comparison})" if len(comparisons) > 1 else "")
+        fig.add_trace(go.Bar(y=part["target"], x=part["mean"], orientation="h", name=name,
                              marker_color=colour_of(strategy, STRATEGY_ORDER),
-                             hovertemplate="%{fullData.name}<br>%{y}: ΔDICE %{x:+.3f} ± %{customdata[0]:.3f}"
-                                           "<br>n = %{customdata[1]} pairs<extra></extra>"))
+                             **ci_args(part, "ΔDICE", raw=[strategy] * len(part), horizontal=True)))
     n_series = len(fig.data)
     gains = [] if published is None else published[published["metric"] == "dice_gain_pct"].to_dict("records")
     for g in gains:
@@ -139,11 +141,12 @@ def fig_finetune(finetune: pd.DataFrame, published: pd.DataFrame | None = None,
         fig.add_trace(go.Scatter(x=[g["value"] / 100] * 2, y=[targets[0], targets[-1]], mode="lines", name=name,
                                  line=dict(dash="dash", width=1.5), hoverinfo="name"))
     fig.update_yaxes(categoryorder="array", categoryarray=targets[::-1])
-    fig.update_xaxes(title_text="ΔDICE, finetuned − zero-shot", zeroline=True, zerolinecolor="#888")
+    fig.update_xaxes(title_text="ΔDICE, finetuned − the model it starts from", zeroline=True, zerolinecolor="#888")
     fig.update_layout(barmode="group")
-    caption = (f"mean paired difference over pairs (seeds averaged), 95% CI; dashed: published mean gains (other "
-               f"models and data; % read as DICE points); {d['mask'].nunique():,} pairs, {len(d):,} paired rows")
-    return layout(fig, title, caption, 120 + len(targets) * max(30, 14 * n_series), legend_below=True)
+    caption = (f"ΔDICE = {'; '.join(comparisons)}: mean paired difference over pairs (seeds averaged), 95% CI; "
+               f"dashed: published mean gains (other models and data; % read as DICE points); "
+               f"{d['mask'].nunique():,} pairs, {len(d):,} paired rows")
+    return layout(fig, title, caption, 10 + len(targets) * max(30, 14 * n_series), legend_below=True)
 
 
 def fig_label_efficiency(label_efficiency: pd.DataFrame) -> go.Figure:
@@ -184,5 +187,5 @@ def fig_label_efficiency(label_efficiency: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{k:g}" for k in ticks], title_text="k (labelled, log2)")
     fig.update_yaxes(title_text="DICE")
     caption = f"mean over draws, band ±1 SD over draws; {len(datasets)} datasets, {len(rows):,} rows"
-    return layout(fig, title, caption, 140 + 330 * n_rows)
+    return layout(fig, title, caption, 30 + 330 * n_rows)
 

@@ -52,12 +52,14 @@ def rho_text(rho: float, p: float, n: int) -> str:
     """How a correlation appears in titles, e.g. 'ρ = 0.412 (p = 0.0031, n = 57)'."""
     return f"ρ = {rho:.3f} (p = {p:.2g}, n = {n})" if np.isfinite(rho) else f"ρ undefined (n = {n})"
 
+
 def summary(df: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
     """Per group: mean, 95% CI half-width (1.96 SE; 0 for one value) and count of ``value``."""
     out = df.groupby(by, sort=False, observed=True)[value].agg(["mean", "std", "count"]).reset_index()
     out = out[out["count"] > 0]
     out["ci"] = Z95 * out["std"].fillna(0) / np.sqrt(out["count"])
     return out
+
 
 def linear_fit(x: np.ndarray, y: np.ndarray, logx: bool) -> tuple[np.ndarray, np.ndarray] | None:
     ok = np.isfinite(x) & np.isfinite(y) & ((x > 0) if logx else True)

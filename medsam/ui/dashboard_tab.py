@@ -11,12 +11,14 @@ import numpy as np
 import pandas as pd
 
 from ..dashboard import (FILTER_COLUMNS, build_figures, choices, coverage_note, fig_descriptors, filter_rows,
-                        load_results)
+                        load_results, model_label, strategy_name)
 from ..paths import shown
 
 TABLE_ROWS = 200
 TABLE_COLUMNS = ["model", "dataset", "modality", "object", "split", "strategy", "seed", "dice", "dice_oracle", "iou",
-                 "hd95", "nsd", "noc85", "noc90", "image", "mask"]
+                 "hd95", "nsd", "noc85", "noc90"]
+# How a filter's values are shown (the value passed on stays the benchmark's name).
+SHOWN = {"model": model_label, "strategy": strategy_name}
 FILTER_LABELS = {"model": "Models", "modality": "Modalities", "strategy": "Strategies", "split": "Splits"}
 FILTER_IDS = {"model": "dash-models", "modality": "dash-modalities", "strategy": "dash-strategies",
               "split": "dash-splits"}
@@ -41,7 +43,7 @@ def build_dashboard_tab(results_dir: Path) -> None:
 
     gr.Markdown(_intro(Path(results_dir), len(bench)), elem_id="dash-intro")
     with gr.Row():
-        filters = [gr.Dropdown(options[c], value=options[c], multiselect=True, label=FILTER_LABELS[c],
+        filters = [gr.Dropdown(_labelled(c, options[c]), value=options[c], multiselect=True, label=FILTER_LABELS[c],
                                elem_id=FILTER_IDS[c]) for c in FILTER_COLUMNS]
     summary = gr.Markdown(_summary(rows), elem_id="dash-summary")
     plots = {}
@@ -50,7 +52,7 @@ def build_dashboard_tab(results_dir: Path) -> None:
             with gr.Tab(title, elem_id=f"dash-section-{title.lower()}"):
                 for name in names:
                     if name == "descriptors":
-                        descriptor = gr.Dropdown(options["strategy"], value=strategy,
+                        descriptor = gr.Dropdown(_labelled("strategy", options["strategy"]), value=strategy,
                                                  label="Strategy of the descriptor scatter",
                                                  elem_id="dash-descriptor-strategy")
                     plots[name] = gr.Plot(figures[name], show_label=False, elem_id=f"dash-{name}")
@@ -89,15 +91,24 @@ def _summary(rows: pd.DataFrame) -> str:
             f"model(s), {rows['strategy'].nunique()} strategies." + (f" **Note:** {note}" if note else ""))
 
 
+def _labelled(column: str, values: list[str]) -> list[tuple[str, str]]:
+    """Dropdown choices (shown, value) of a filter column."""
+    shown = SHOWN.get(column, str)
+    return [(shown(v), v) for v in values]
+
+
 def _table(rows: pd.DataFrame) -> pd.DataFrame:
-    """The first rows, main columns, floats rounded (inf hd95: empty prediction, shown blank)."""
+    """The first rows, main columns, models and strategies by the names shown elsewhere, floats
+    rounded (inf hd95: empty prediction, shown blank)."""
     head = rows[[c for c in TABLE_COLUMNS if c in rows.columns]].head(TABLE_ROWS)
+    head = head.assign(**{c: head[c].astype(str).map(shown) for c, shown in SHOWN.items() if c in head.columns})
     return head.replace([np.inf, -np.inf], np.nan).round(4)
 
 
 def _table_label(rows: pd.DataFrame) -> str:
     n = min(len(rows), TABLE_ROWS)
-    return f"Selected rows: the first {n:,} of {len(rows):,} (the download holds all, with every column)"
+    return (f"Selected rows: the first {n:,} of {len(rows):,} (the download holds all, with every column and the "
+            "benchmark's names for models and strategies)")
 
 
 class _Downloads:
