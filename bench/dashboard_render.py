@@ -1,9 +1,10 @@
-"""Time the Dashboard tab on a results folder: loading, the figures, and the tab's Gradio Blocks.
+"""Time the Dashboard tab on a results folder: loading, the answers and figures, and the tab's Gradio Blocks.
 
     python bench/dashboard_render.py [--results results] [--synthetic-rows 50000] [--repeats 5]
 
 Prints the median of --repeats runs of each step with the number of rows; the target for the tab
-(Blocks construction, which loads the CSVs and builds every figure) is under 2 s. With
+(Blocks construction, which loads the CSVs and builds every answer and figure) is under 2 s, and a
+filter change (the figures and the four answers for the new selection) should take well under 1 s. With
 ``--synthetic-rows N`` it runs on a temporary folder holding the real published.csv, N generated
 benchmark rows covering every strategy (interactive clicks included) and generated finetuning
 tables: the size of a full benchmark before one exists. Generated numbers are for timing only.
@@ -102,6 +103,7 @@ def main() -> None:
     import gradio as gr
 
     from medsam.dashboard import build_figures, load_results
+    from medsam.dashboard.answers import build_answers
     from medsam.ui.dashboard_tab import build_dashboard_tab
 
     work = Path(tempfile.mkdtemp(prefix="medsam-dashboard-bench-"))
@@ -126,15 +128,22 @@ def main() -> None:
                     build_dashboard_tab(folder)
         return demo
 
+    def change(modalities: list[str]) -> None:  # what a filter change runs
+        rows, _ = build_figures(results, modalities=modalities)
+        build_answers(rows, results.published)
+
     _, figures = build_figures(results)
+    _, answers = build_answers(results.benchmark, results.published)
     one = results.benchmark["modality"].dropna().iloc[:1].tolist()
     steps = {
         "load CSVs": lambda: load_results(folder),
         f"{len(figures)} figures, all rows": lambda: build_figures(results),
-        "figures to JSON": lambda: [f.to_json() for f in figures.values()],
+        f"{len(answers)} answers, all rows": lambda: build_answers(results.benchmark, results.published),
+        "figures and answers to JSON": lambda: [f.to_json() for f in [*figures.values(),
+                                                                      *(a.figure for a in answers.values())]],
         "Blocks with the tab (load + figures + table)": lambda: blocks(True),
         "Blocks without the tab (baseline)": lambda: blocks(False),
-        f"filter change: figures for modality {one}": lambda: build_figures(results, modalities=one),
+        f"filter change: figures and answers for modality {one}": lambda: change(one),
     }
     print(f"{folder}: {len(results.benchmark):,} benchmark rows, {results.benchmark['mask'].nunique():,} pairs, "
           f"{len(results.finetune):,} finetune rows, {len(results.label_efficiency):,} label-efficiency rows; "

@@ -13,6 +13,8 @@ import pytest
 from scipy import stats
 
 from medsam import dashboard as d
+from medsam.dashboard.answers import QUESTIONS, build_answers
+from medsam.dashboard.style import CAPTION_CHARS, TITLE_CHARS
 from medsam.ui.dashboard_tab import build_dashboard_tab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -293,6 +295,20 @@ def test_label_efficiency() -> None:
     assert fig.layout.xaxis.type == "log" and [a.text for a in fig.layout.annotations] == ["busi", "drive"]
 
 
+def test_titles_wrap_to_fit_a_phone(results: d.Results) -> None:
+    """Plotly cuts a title wider than its figure: titles and captions come in lines short enough
+    for a figure 310 px wide (the browser test measures them)."""
+    rows, figures = d.build_figures(results)
+    _, answers = build_answers(rows, results.published)
+    for name, fig in [*figures.items(), *((key, answer.figure) for key, answer in answers.items())]:
+        lines = fig.layout.title.text.split("<br>")
+        assert any(line.startswith("<sup>") for line in lines), f"{name}: a caption below the title"
+        for line in lines:
+            limit = CAPTION_CHARS if line.startswith("<sup>") else TITLE_CHARS
+            assert len(re.sub("</?sup>", "", line)) <= limit, (name, line)
+    assert len(_title(figures["published"])) > 2 * CAPTION_CHARS  # a long title, wrapped, not shortened
+
+
 # --- the tab ---------------------------------------------------------------------------------
 
 
@@ -302,10 +318,16 @@ def test_tab_builds_with_elem_ids(folder: Path, tmp_path: Path, with_results: bo
         with gr.Tab("Dashboard"):
             build_dashboard_tab(folder if with_results else tmp_path)
     ids = {c.get("props", {}).get("elem_id") for c in demo.get_config_file()["components"]}
-    assert {"dash-models", "dash-modalities", "dash-strategies", "dash-splits", "dash-summary", "dash-modality",
-            "dash-published", "dash-heatmap", "dash-oracle", "dash-descriptor-strategy", "dash-descriptors",
-            "dash-jitter", "dash-interactive", "dash-finetune", "dash-label-efficiency", "dash-table",
-            "dash-download"} <= ids
+    assert {"dash-intro", "dash-filters", "dash-models", "dash-modalities", "dash-strategies", "dash-splits",
+            "dash-summary", "dash-more", "dash-note", "dash-modality", "dash-published", "dash-heatmap", "dash-oracle",
+            "dash-descriptor-strategy", "dash-descriptors", "dash-jitter", "dash-interactive", "dash-finetune",
+            "dash-label-efficiency", "dash-rows", "dash-table", "dash-download"} <= ids
+    assert {f"dash-{key}" for key in QUESTIONS} | {f"dash-answer-{key}" for key in QUESTIONS} <= ids
+    if with_results:  # filters show plain names and pass on the benchmark's
+        props = {c["props"].get("elem_id"): c["props"] for c in demo.get_config_file()["components"]}
+        assert ("box jittered 10-20 px", "box_jitter_20") in map(tuple, props["dash-strategies"]["choices"])
+        assert ("LiteMedSAM as published (medical)", "litemedsam") in map(tuple, props["dash-models"]["choices"])
+        assert "box_jitter_20" in props["dash-strategies"]["value"]
 
 
 def test_tab_handlers_filter_figures_table_and_download(folder: Path) -> None:
@@ -318,7 +340,13 @@ def test_tab_handlers_filter_figures_table_and_download(folder: Path) -> None:
     out = dict(zip(update.outputs, update.fn(*selection, "box")))
     assert f"{PAIRS - 1} rows, {PAIRS - 1} pairs" in out[by_id["dash-summary"]]
     assert f"{PAIRS - 1} pairs" in _title(out[by_id["dash-heatmap"]])
-    assert len(out[by_id["dash-table"]]["value"]) == PAIRS - 1
+    box = make_rows().query("model == 'litemedsam' and modality == 'ct' and strategy == 'box' and split == 'test'")
+    assert out[by_id["dash-answer-where"]] == (f"### Where does it work?\nWith a box, mean DICE on ct is "
+                                              f"{box['dice'].mean():.2f} — LiteMedSAM, {PAIRS - 1} pairs.")
+    assert f"{PAIRS - 1} pairs" in _title(out[by_id["dash-where"]])
+    table = out[by_id["dash-table"]]["value"]
+    assert len(table) == PAIRS - 1
+    assert set(table["model"]) == {"LiteMedSAM as published (medical)"} and set(table["strategy"]) == {"box"}
     download = next(f for f in fns if by_id["dash-download"] in f.outputs)
     rows = pd.read_csv(download.fn(*selection))
     assert len(rows) == PAIRS - 1 and set(rows["modality"]) == {"ct"} and "dice_per_click" in rows.columns

@@ -43,8 +43,9 @@ __all__ = [
 def build_figures(results: Results, models: Sequence[str] | None = None, modalities: Sequence[str] | None = None,
                   strategies: Sequence[str] | None = None, splits: Sequence[str] | None = None,
                   descriptor_strategy: str | None = None) -> tuple[pd.DataFrame, dict[str, go.Figure]]:
-    """The selected benchmark rows and every dashboard figure, keyed by panel name. The finetuning
-    comparison follows the modality and strategy filters only (its models and split are its own)."""
+    """The selected benchmark rows and every figure that follows the filters, keyed by panel name
+    (label efficiency, which does not, is ``fig_label_efficiency``). The finetuning comparison
+    follows the modality and strategy filters only (its models and split are its own)."""
     rows = filter_rows(results.benchmark, models, modalities, strategies, splits)
     return rows, {
         "modality": fig_modality(rows),
@@ -55,6 +56,5 @@ def build_figures(results: Results, models: Sequence[str] | None = None, modalit
         "jitter": fig_jitter(rows),
         "interactive": fig_interactive(rows),
         "finetune": fig_finetune(results.finetune, results.published, modalities, strategies),
-        "label-efficiency": fig_label_efficiency(results.label_efficiency),
     }
 

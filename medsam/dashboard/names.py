@@ -30,20 +30,28 @@ STRATEGY_ORDER = tuple(STRATEGY_NAMES)
 @dataclass(frozen=True)
 class ModelName:
     """``label`` says what the model is (legends, filters, sentences); ``short`` is for tight spots
-    next to a legend that gives the label."""
+    near a legend or a sentence that gives the label; ``about`` is one clause for the introduction."""
 
     label: str
     short: str
+    about: str
 
 
+_SAM = "Meta's Segment Anything, trained on natural images only"
 MODEL_NAMES = {
-    "sam_vit_b": ModelName("SAM ViT-B (zero-shot)", "SAM ViT-B"),
-    "sam_vit_l": ModelName("SAM ViT-L (zero-shot)", "SAM ViT-L"),
-    "sam_vit_h": ModelName("SAM ViT-H (zero-shot)", "SAM ViT-H"),
-    "mobilesam": ModelName("MobileSAM (zero-shot)", "MobileSAM"),
-    "medsam_vit_b": ModelName("MedSAM (SAM finetuned on medical images)", "MedSAM"),
-    "litemedsam": ModelName("LiteMedSAM as published (medical)", "LiteMedSAM"),
-    "litemedsam_ft": ModelName("LiteMedSAM + our decoder finetune (litemedsam_ft)", "our finetune"),
+    "sam_vit_b": ModelName("SAM ViT-B (zero-shot)", "SAM ViT-B", _SAM),
+    "sam_vit_l": ModelName("SAM ViT-L (zero-shot)", "SAM ViT-L", _SAM),
+    "sam_vit_h": ModelName("SAM ViT-H (zero-shot)", "SAM ViT-H", _SAM),
+    "mobilesam": ModelName("MobileSAM (zero-shot)", "MobileSAM",
+                           "SAM distilled into a small TinyViT, natural images only"),
+    "medsam_vit_b": ModelName("MedSAM (SAM finetuned on medical images)", "MedSAM",
+                              "SAM ViT-B finetuned on medical images by its authors, with boxes"),
+    "litemedsam": ModelName("LiteMedSAM as published (medical)", "LiteMedSAM",
+                            "MedSAM distilled into a small TinyViT by its authors: a medical model, trained with "
+                            "boxes only, not zero-shot"),
+    "litemedsam_ft": ModelName("LiteMedSAM + our decoder finetune (litemedsam_ft)", "our finetune",
+                               "LiteMedSAM's image encoder with a prompt encoder and mask decoder that we finetuned "
+                               "on the benchmark's training pairs, with boxes and clicks"),
 }
 
 
@@ -56,6 +64,12 @@ def model_label(raw: str) -> str:
     """What a model is, e.g. 'litemedsam' -> 'LiteMedSAM as published (medical)'."""
     name = MODEL_NAMES.get(str(raw))
     return name.label if name else str(raw)
+
+
+def model_about(raw: str) -> str:
+    """One clause on what a model is and how it was trained ('' when not known)."""
+    name = MODEL_NAMES.get(str(raw))
+    return name.about if name else ""
 
 
 def model_short(raw: str) -> str:

@@ -106,7 +106,7 @@ def fig_finetune(finetune: pd.DataFrame, published: pd.DataFrame | None = None,
     with 95% CI; each 'X_ft' model is paired with 'X', the model it was finetuned from (which need
     not be zero-shot: LiteMedSAM is itself finetuned on medical images). Published mean gains as
     reference lines. ``modalities`` and ``strategies`` select rows as in ``filter_rows``."""
-    title = "Finetuned vs the model it starts from, per target"
+    title = "Finetuned vs its starting model, per target"
     rows = finetune.dropna(subset=["dice"])
     if rows.empty:
         return empty_figure(title, NO_FINETUNE.format("finetune.csv"))

@@ -70,3 +70,17 @@ def linear_fit(x: np.ndarray, y: np.ndarray, logx: bool) -> tuple[np.ndarray, np
     grid = np.linspace(u.min(), u.max(), 30)
     return (10 ** grid if logx else grid), intercept + slope * grid
 
+
+
+def binned_means(x: np.ndarray, y: np.ndarray, bins: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Mean y in quantile bins of x (about equal counts; finite pairs only), at each bin's median x."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 2 * bins:
+        bins = max(1, int(ok.sum()) // 2)
+    if not ok.any():
+        return np.empty(0), np.empty(0)
+    frame = pd.DataFrame({"x": x[ok], "y": y[ok]})
+    frame["bin"] = pd.qcut(frame["x"], bins, labels=False, duplicates="drop")
+    grouped = frame.groupby("bin")
+    return grouped["x"].median().to_numpy(), grouped["y"].mean().to_numpy()

@@ -2,9 +2,9 @@
 
 A figure's title is a short main line with a caption below it in small type; ``<br>`` in a caption
 starts a new line, and long lines are wrapped (``TITLE_CHARS``, ``CAPTION_CHARS``) so that a title
-fits a figure 330 px wide: plotly does not wrap titles itself, it cuts them. Series measured here
-are named ``ours: ...``, published ones ``published: ...``; strategies and models are shown by the
-names of ``names``, with the benchmark's strategy name in the hover.
+fits a figure 310 px wide (on a phone): plotly does not wrap titles itself, it cuts them. Series
+measured here are named ``ours: ...``, published ones ``published: ...``; strategies and models are
+shown by the names of ``names``, with the benchmark's strategy name in the hover.
 """
 
 from __future__ import annotations
@@ -23,13 +23,18 @@ NOTHING = "Nothing to show: no rows match the selection."
 OURS, PUBLISHED = "ours: ", "published: "
 PALETTE = qualitative.Plotly + qualitative.D3
 PUBLISHED_PALETTE = qualitative.Pastel1 + qualitative.Pastel2
-TITLE_CHARS, CAPTION_CHARS = 34, 58  # characters per line of a title (17 px) and a caption (12 px)
+TITLE_CHARS, CAPTION_CHARS = 30, 50  # characters per line of a title (17 px) and a caption (12 px)
 TITLE_LINE_PX, CAPTION_LINE_PX = 24, 17
 
 
 def wrap(text: str, width: int) -> list[str]:
     """``text`` in lines of at most ``width`` characters ('<br>' also breaks; a longer word stays whole)."""
     return [line for part in text.split("<br>") for line in textwrap.wrap(part, width) or [""]]
+
+
+def broken(text: str, width: int) -> str:
+    """``text`` wrapped with '<br>' (plotly's line break) for a legend entry or an axis label."""
+    return "<br>".join(wrap(text, width))
 
 
 def empty_figure(title: str, message: str = NOTHING) -> go.Figure:
@@ -45,7 +50,7 @@ def empty_figure(title: str, message: str = NOTHING) -> go.Figure:
 def title_dict(main: str, caption: str) -> dict:
     """The title, wrapped, with the caption below it in small type."""
     lines = wrap(main, TITLE_CHARS) + [f"<sup>{line}</sup>" for line in wrap(caption, CAPTION_CHARS)]
-    return dict(text="<br>".join(lines), x=0.01, xanchor="left", yref="container", y=1, yanchor="top", pad_t=12)
+    return dict(text="<br>".join(lines), x=0.01, xanchor="left", yref="container", y=1, yanchor="top", pad_t=16)
 
 
 def top_margin(main: str, caption: str, subplot_titles: int = 0) -> int:
@@ -60,7 +65,7 @@ def layout(fig: go.Figure, title: str, caption: str, height: int, legend_below: 
     legend get their room around it; a legend below the plot (for long names) gets ``legend_px``."""
     legend = dict(groupclick="togglegroup")
     if legend_below:  # long names: below the plot, across its width
-        legend |= dict(orientation="h", x=0, xanchor="left", y=-0.06, yanchor="top")
+        legend |= dict(orientation="h", x=0, xanchor="left", yref="container", y=0, yanchor="bottom")
     subplot_titles = max((a.text.count("<br>") + 1 for a in fig.layout.annotations), default=0)
     top = top_margin(title, caption, subplot_titles)
     bottom = 50 + legend_px * legend_below
