@@ -344,6 +344,8 @@ def test_tab_handlers_filter_figures_table_and_download(folder: Path) -> None:
     assert out[by_id["dash-answer-where"]] == (f"### Where does it work?\nWith a box, mean DICE on ct is "
                                               f"{box['dice'].mean():.2f} — LiteMedSAM, {PAIRS - 1} pairs.")
     assert f"{PAIRS - 1} pairs" in _title(out[by_id["dash-where"]])
+    again = dict(zip(update.outputs, update.fn(*selection, "box")))
+    assert again[by_id["dash-heatmap"]] is out[by_id["dash-heatmap"]]  # a selection seen before is not rebuilt
     table = out[by_id["dash-table"]]["value"]
     assert len(table) == PAIRS - 1
     assert set(table["model"]) == {"LiteMedSAM as published (medical)"} and set(table["strategy"]) == {"box"}

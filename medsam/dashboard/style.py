@@ -88,10 +88,11 @@ def ci_args(part: pd.DataFrame, value: str = "DICE", unit: str = "pairs", raw: S
             horizontal: bool = False) -> dict:
     """Trace arguments for a mean ± 95% CI series from a ``stats.summary`` table; ``raw`` gives each
     point's benchmark strategy name for the hover; ``horizontal`` for bars along x."""
-    extra = np.asarray(raw if raw is not None else [""] * len(part), dtype=object)
     category, mean = ("y", "x") if horizontal else ("x", "y")
     hover = "%{fullData.name}<br>%{" + category + "}: " + value + " %{" + mean + ":.3f} ± %{customdata[0]:.3f}"
     hover += "<br>n = %{customdata[1]} " + unit + ("<br>benchmark name: %{customdata[2]}" if raw is not None else "")
+    columns = [part["ci"].to_numpy(), part["count"].to_numpy()]
+    if raw is not None:
+        columns = [c.astype(object) for c in columns] + [np.asarray(raw, dtype=object)]
     return {f"error_{mean}": dict(type="data", array=part["ci"].to_numpy(), thickness=1.2, width=3),
-            "customdata": np.column_stack([part["ci"].to_numpy(object), part["count"].to_numpy(object), extra]),
-            "hovertemplate": hover + "<extra></extra>"}
+            "customdata": np.column_stack(columns), "hovertemplate": hover + "<extra></extra>"}

@@ -8,6 +8,7 @@ accordions below the introduction and the panels; every panel and figure follows
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 from pathlib import Path
@@ -36,6 +37,7 @@ FILTER_IDS = {"model": "dash-models", "modality": "dash-modalities", "strategy":
 SECTIONS = {"Overview": ["modality", "published"], "Targets": ["heatmap", "descriptors"],
             "Prompts": ["oracle", "jitter", "interactive"], "Finetuning": ["finetune", "label-efficiency"]}
 PANEL_MIN_PX = 440  # two panels side by side from about 950 px of page width
+CACHED_SELECTIONS = 8  # the answers and figures of the last selections are kept: going back to one is free
 # Own queue (not behind segmentation requests), not in the public API; a burst of filter edits runs once
 # more at most, with the last selection.
 EVENT = {"api_visibility": "private", "concurrency_id": "dashboard", "show_progress": "minimal",
@@ -70,9 +72,13 @@ def build_dashboard_tab(results_dir: Path) -> None:
                              column_widths=[f"{w}px" for w in TABLE_COLUMNS.values()], elem_id="dash-table")
         download = gr.DownloadButton("Download the selected rows (CSV)", elem_id="dash-download")
 
-    def update(*selection: list[str] | str | None) -> tuple:
+    @functools.lru_cache(maxsize=CACHED_SELECTIONS)
+    def view(selection: tuple) -> tuple[pd.DataFrame, dict, str, dict[str, Answer]]:
         rows, figures = build_figures(results, *selection)
-        said, answers = build_answers(rows, results.published)
+        return rows, figures, *build_answers(rows, results.published)
+
+    def update(*selection: list[str] | str | None) -> tuple:
+        rows, figures, said, answers = view(tuple(tuple(sorted(v)) if isinstance(v, list) else v for v in selection))
         return (*figures.values(), *(_answer_text(k, answers[k]) for k in texts),
                 *(answers[k].figure for k in panels), _summary(rows, said), _note(rows),
                 gr.update(value=_table(rows), label=_table_label(rows)))
