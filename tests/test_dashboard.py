@@ -330,25 +330,29 @@ def test_tab_builds_with_elem_ids(folder: Path, tmp_path: Path, with_results: bo
         assert "box_jitter_20" in props["dash-strategies"]["value"]
 
 
-def test_tab_handlers_filter_figures_table_and_download(folder: Path) -> None:
+def test_tab_handlers_filter_answers_figures_table_and_download(folder: Path) -> None:
     with gr.Blocks() as demo:
         build_dashboard_tab(folder)
     by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
     fns = list(demo.fns.values())
     update = next(f for f in fns if by_id["dash-summary"] in f.outputs)
+    expand = next(f for f in fns if by_id["dash-label-efficiency"] in f.outputs)
     selection = (["litemedsam"], ["ct"], ["box"], ["test"])
-    out = dict(zip(update.outputs, update.fn(*selection, "box")))
+    out = dict(zip(update.outputs, update.fn(False, *selection, "box")))  # "More figures" closed
     assert f"{PAIRS - 1} rows, {PAIRS - 1} pairs" in out[by_id["dash-summary"]]
-    assert f"{PAIRS - 1} pairs" in _title(out[by_id["dash-heatmap"]])
     box = make_rows().query("model == 'litemedsam' and modality == 'ct' and strategy == 'box' and split == 'test'")
     assert out[by_id["dash-answer-where"]] == (f"### Where does it work?\nWith a box, mean DICE on ct is "
                                               f"{box['dice'].mean():.2f} — LiteMedSAM, {PAIRS - 1} pairs.")
     assert f"{PAIRS - 1} pairs" in _title(out[by_id["dash-where"]])
-    again = dict(zip(update.outputs, update.fn(*selection, "box")))
-    assert again[by_id["dash-heatmap"]] is out[by_id["dash-heatmap"]]  # a selection seen before is not rebuilt
+    assert isinstance(out[by_id["dash-heatmap"]], type(gr.skip()))  # not built while hidden
     table = out[by_id["dash-table"]]["value"]
     assert len(table) == PAIRS - 1
     assert set(table["model"]) == {"LiteMedSAM as published (medical)"} and set(table["strategy"]) == {"box"}
+    opened = dict(zip(expand.outputs, expand.fn(*selection, "box")))
+    assert f"{PAIRS - 1} pairs" in _title(opened[by_id["dash-heatmap"]])
+    assert "No finetuning results yet" in _title(opened[by_id["dash-label-efficiency"]])
+    out = dict(zip(update.outputs, update.fn(True, *selection, "box")))  # open: the figures follow the filters
+    assert out[by_id["dash-heatmap"]] is opened[by_id["dash-heatmap"]]  # a selection seen before is not rebuilt
     download = next(f for f in fns if by_id["dash-download"] in f.outputs)
     rows = pd.read_csv(download.fn(*selection))
     assert len(rows) == PAIRS - 1 and set(rows["modality"]) == {"ct"} and "dice_per_click" in rows.columns

@@ -3,7 +3,9 @@
 The tab leads with four question panels (``QUESTIONS``), each a sentence computed from the selected
 rows and a compact figure, two per line on a wide screen and one per line on a phone (a column is
 at least ``PANEL_MIN_PX`` wide). Filters, the detailed figures and the rows table sit in closed
-accordions below the introduction and the panels; every panel and figure follows the filters.
+accordions below the introduction and the panels; every panel and figure follows the filters. The
+detailed figures are built when "More figures" is opened, and on a filter change only while it is
+open: the page and a filter change cost the four answers.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from ..dashboard import (FILTER_COLUMNS, build_figures, choices, coverage_note, fig_descriptors, fig_label_efficiency,
-                        filter_rows, load_results, model_label, model_order, strategy_name)
+from ..dashboard import (FILTER_COLUMNS, Results, build_figures, choices, coverage_note, fig_descriptors,
+                        fig_label_efficiency, filter_rows, load_results, model_label, model_order, strategy_name)
 from ..dashboard.answers import QUESTIONS, Answer, build_answers
 from ..dashboard.names import model_about, model_short
 from ..paths import shown
@@ -33,11 +35,13 @@ SHOWN = {"model": model_label, "strategy": strategy_name}
 FILTER_LABELS = {"model": "Models", "modality": "Modalities", "strategy": "Prompts", "split": "Splits"}
 FILTER_IDS = {"model": "dash-models", "modality": "dash-modalities", "strategy": "dash-strategies",
               "split": "dash-splits"}
-# Sections (inner tabs) of "More figures" and the figures of ``build_figures`` they show.
+# Sections (inner tabs) of "More figures" and the figures they show: those of ``build_figures``
+# (``FIGURES``, in its order) and label efficiency, which the filters leave alone.
 SECTIONS = {"Overview": ["modality", "published"], "Targets": ["heatmap", "descriptors"],
             "Prompts": ["oracle", "jitter", "interactive"], "Finetuning": ["finetune", "label-efficiency"]}
+FIGURES = ["modality", "published", "heatmap", "oracle", "descriptors", "jitter", "interactive", "finetune"]
 PANEL_MIN_PX = 440  # two panels side by side from about 950 px of page width
-CACHED_SELECTIONS = 8  # the answers and figures of the last selections are kept: going back to one is free
+CACHED_SELECTIONS = 8
 # Own queue (not behind segmentation requests), not in the public API; a burst of filter edits runs once
 # more at most, with the last selection.
 EVENT = {"api_visibility": "private", "concurrency_id": "dashboard", "show_progress": "minimal",
@@ -45,15 +49,15 @@ EVENT = {"api_visibility": "private", "concurrency_id": "dashboard", "show_progr
 
 
 def build_dashboard_tab(results_dir: Path) -> None:
-    """The Dashboard tab's content from the CSVs of ``results_dir``, read once here (the answers and
-    figures for the full selection are built now); call inside ``with gr.Tab("Dashboard"):``."""
+    """The Dashboard tab's content from the CSVs of ``results_dir``, read once here (the answers for
+    the full selection are built now, the detailed figures when "More figures" is first opened);
+    call inside ``with gr.Tab("Dashboard"):``."""
     results = load_results(results_dir)
     bench = results.benchmark
     options = {c: choices(bench, c) for c in FILTER_COLUMNS}
     strategy = "box" if "box" in options["strategy"] else next(iter(options["strategy"]), None)
-    rows, figures = build_figures(results, descriptor_strategy=strategy)
-    said, answers = build_answers(rows, results.published)
-    unfiltered = {"label-efficiency": fig_label_efficiency(results.label_efficiency)}  # built once
+    views = _Views(results)
+    rows, said, answers = views.answers(())
     downloads = _Downloads()
 
     gr.Markdown(_intro(Path(results_dir), bench), elem_id="dash-intro")
@@ -64,34 +68,61 @@ def build_dashboard_tab(results_dir: Path) -> None:
                        for c in FILTER_COLUMNS]
     summary = gr.Markdown(_summary(rows, said), elem_id="dash-summary")
     texts, panels = _question_panels(answers)
-    with gr.Accordion("More figures", open=False, elem_id="dash-more"):
+    with gr.Accordion("More figures", open=False, elem_id="dash-more") as more:
         note = gr.Markdown(_note(rows), elem_id="dash-note")
-        plots, descriptor = _sections(figures | unfiltered, options["strategy"], strategy)
+        plots, descriptor = _sections(options["strategy"], strategy)
     with gr.Accordion("Rows: the selected benchmark rows", open=False, elem_id="dash-rows"):
         table = gr.Dataframe(_table(rows), label=_table_label(rows), interactive=False, max_height=420, wrap=True,
                              column_widths=[f"{w}px" for w in TABLE_COLUMNS.values()], elem_id="dash-table")
         download = gr.DownloadButton("Download the selected rows (CSV)", elem_id="dash-download")
+    more_open = gr.State(False)  # per browser tab: the detailed figures follow the filters only while shown
 
-    @functools.lru_cache(maxsize=CACHED_SELECTIONS)
-    def view(selection: tuple) -> tuple[pd.DataFrame, dict, str, dict[str, Answer]]:
-        rows, figures = build_figures(results, *selection)
-        return rows, figures, *build_answers(rows, results.published)
-
-    def update(*selection: list[str] | str | None) -> tuple:
-        rows, figures, said, answers = view(tuple(tuple(sorted(v)) if isinstance(v, list) else v for v in selection))
-        return (*figures.values(), *(_answer_text(k, answers[k]) for k in texts),
-                *(answers[k].figure for k in panels), _summary(rows, said), _note(rows),
-                gr.update(value=_table(rows), label=_table_label(rows)))
+    def update(is_open: bool, *selection: list[str] | str | None) -> tuple:
+        rows, said, answers = views.answers(_key(selection[:4]))
+        detailed = _in_order(views.figures(_key(selection))) if is_open else [gr.skip()] * len(FIGURES)
+        return (*detailed, *(_answer_text(k, answers[k]) for k in texts), *(answers[k].figure for k in panels),
+                _summary(rows, said), _note(rows), gr.update(value=_table(rows), label=_table_label(rows)))
 
     def rescatter(*selection: list[str] | str | None) -> object:
         return fig_descriptors(filter_rows(bench, *selection[:4]), selection[4])
 
     inputs = [*filters, descriptor]
-    outputs = [*(plots[n] for n in figures), *texts.values(), *panels.values(), summary, note, table]
-    gr.on([f.change for f in filters], update, inputs, outputs, **EVENT)
+    detailed = [plots[n] for n in FIGURES]
+    gr.on([f.change for f in filters], update, [more_open, *inputs],
+          [*detailed, *texts.values(), *panels.values(), summary, note, table], **EVENT)
+    more.expand(lambda *s: (True, *_in_order(views.figures(_key(s))), views.label_efficiency()), inputs,
+                [more_open, *detailed, plots["label-efficiency"]], **EVENT)
+    more.collapse(lambda: False, None, more_open, **EVENT)
     descriptor.change(rescatter, inputs, plots["descriptors"], **EVENT)
     # The CSV is written when the page loads and when a filter changes, not at start-up (~1 s for 50k rows).
     gr.on(None, lambda *s: downloads.csv(filter_rows(bench, *s)), filters, download, **EVENT)
+
+
+class _Views:
+    """The answers and the detailed figures of a selection (a ``_key``), each kept for the last
+    ``CACHED_SELECTIONS`` selections: going back to one, or another visitor making it, is free."""
+
+    def __init__(self, results: Results) -> None:
+        self.results = results
+        self.answers = functools.lru_cache(CACHED_SELECTIONS)(self._answers)
+        self.figures = functools.lru_cache(CACHED_SELECTIONS)(self._figures)
+        self.label_efficiency = functools.cache(lambda: fig_label_efficiency(results.label_efficiency))
+
+    def _answers(self, selection: tuple) -> tuple[pd.DataFrame, str, dict[str, Answer]]:
+        rows = filter_rows(self.results.benchmark, *selection)
+        return rows, *build_answers(rows, self.results.published)
+
+    def _figures(self, selection: tuple) -> dict:
+        return build_figures(self.results, *selection)[1]
+
+
+def _in_order(figures: dict) -> list:
+    return [figures[name] for name in FIGURES]
+
+
+def _key(selection: tuple) -> tuple:
+    """A selection as a cache key: each filter's values sorted into a tuple."""
+    return tuple(tuple(sorted(v)) if isinstance(v, list) else v for v in selection)
 
 
 def _question_panels(answers: dict[str, Answer]) -> tuple[dict[str, gr.Markdown], dict[str, gr.Plot]]:
@@ -105,8 +136,8 @@ def _question_panels(answers: dict[str, Answer]) -> tuple[dict[str, gr.Markdown]
     return texts, plots
 
 
-def _sections(figures: dict, strategies: list[str], strategy: str | None) -> tuple[dict[str, gr.Plot], gr.Dropdown]:
-    """The detailed figures in inner tabs (a tab's figures are drawn when it is opened)."""
+def _sections(strategies: list[str], strategy: str | None) -> tuple[dict[str, gr.Plot], gr.Dropdown]:
+    """The detailed figures' places in inner tabs, empty until "More figures" is opened."""
     plots = {}
     with gr.Tabs(elem_id="dash-sections"):
         for title, names in SECTIONS.items():
@@ -116,7 +147,7 @@ def _sections(figures: dict, strategies: list[str], strategy: str | None) -> tup
                         descriptor = gr.Dropdown(_labelled("strategy", strategies), value=strategy,
                                                  label="Prompt of the descriptor scatter",
                                                  elem_id="dash-descriptor-strategy")
-                    plots[name] = gr.Plot(figures[name], show_label=False, elem_id=f"dash-{name}")
+                    plots[name] = gr.Plot(show_label=False, elem_id=f"dash-{name}")
     return plots, descriptor
 
 
