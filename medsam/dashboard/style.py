@@ -25,6 +25,7 @@ PALETTE = qualitative.Plotly + qualitative.D3
 PUBLISHED_PALETTE = qualitative.Pastel1 + qualitative.Pastel2
 TITLE_CHARS, CAPTION_CHARS = 30, 50  # characters per line of a title (17 px) and a caption (12 px)
 TITLE_LINE_PX, CAPTION_LINE_PX = 24, 17
+LEGEND_GAP_PX = 52  # from the plot's bottom edge to a legend below it: tick labels and the x axis title
 
 
 def wrap(text: str, width: int) -> list[str]:
@@ -40,8 +41,9 @@ def broken(text: str, width: int) -> str:
 def empty_figure(title: str, message: str = NOTHING) -> go.Figure:
     """A blank figure with the message in its title and across its middle."""
     fig = go.Figure()
-    fig.update_layout(title=title_dict(title, message), height=260, xaxis_visible=False, yaxis_visible=False,
-                      margin=dict(t=top_margin(title, message)),
+    top = top_margin(title, message)
+    fig.update_layout(title=title_dict(title, message), height=top + 200, xaxis_visible=False, yaxis_visible=False,
+                      margin=dict(t=top),
                       annotations=[dict(text="<br>".join(wrap(message, 40)), x=0.5, y=0.5, xref="paper",
                                         yref="paper", showarrow=False, font_size=14)])
     return fig
@@ -64,8 +66,10 @@ def layout(fig: go.Figure, title: str, caption: str, height: int, legend_below: 
     """Title, caption and margins: ``height`` is the plotting area's, the title, the axes and the
     legend get their room around it; a legend below the plot (for long names) gets ``legend_px``."""
     legend = dict(groupclick="togglegroup")
-    if legend_below:  # long names: below the plot, across its width
-        legend |= dict(orientation="h", x=0, xanchor="left", yref="container", y=0, yanchor="bottom")
+    if legend_below:  # long names: below the plot and its x axis title, across its width. Placed in plot
+        # coordinates: a legend placed on the whole figure (yref "container") leaves its margin behind in
+        # plotly.js when the next figure drawn there has none, and an empty figure then fails to draw.
+        legend |= dict(orientation="h", x=0, xanchor="left", y=-LEGEND_GAP_PX / height, yanchor="top")
     subplot_titles = max((a.text.count("<br>") + 1 for a in fig.layout.annotations), default=0)
     top = top_margin(title, caption, subplot_titles)
     bottom = 50 + legend_px * legend_below
