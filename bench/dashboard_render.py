@@ -94,6 +94,21 @@ def median_s(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def results_folder(args: argparse.Namespace, work: Path) -> Path:
+    """--results, or with --synthetic-rows a folder of generated tables in ``work``."""
+    if not args.synthetic_rows:
+        return args.results
+    folder = work / "results"
+    folder.mkdir()
+    bench = synthetic_rows(args.synthetic_rows)
+    bench.to_csv(folder / "benchmark.csv", index=False)
+    for name, table in zip(("finetune", "label_efficiency"), synthetic_finetune(bench)):
+        table.to_csv(folder / f"{name}.csv", index=False)
+    if (args.results / "published.csv").is_file():
+        shutil.copy(args.results / "published.csv", folder / "published.csv")
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "results")
@@ -109,16 +124,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="medsam-dashboard-bench-"))
     tempfile.tempdir = str(work)  # the tab's download CSVs go here, removed at the end
-    folder = args.results
-    if args.synthetic_rows:
-        folder = work / "results"
-        folder.mkdir()
-        bench = synthetic_rows(args.synthetic_rows)
-        bench.to_csv(folder / "benchmark.csv", index=False)
-        for name, table in zip(("finetune", "label_efficiency"), synthetic_finetune(bench)):
-            table.to_csv(folder / f"{name}.csv", index=False)
-        if (args.results / "published.csv").is_file():
-            shutil.copy(args.results / "published.csv", folder / "published.csv")
+    folder = results_folder(args, work)
     results = load_results(folder)
     build_figures(results)  # warm-up: plotly's lazy imports
 
@@ -157,7 +163,6 @@ def main() -> None:
     config = json.dumps(blocks(True).get_config_file(), default=str)  # gr.State carries a function
     print(f"  page config with the tab: {len(config) / 1e6:.2f} MB")
     shutil.rmtree(work)
-
 
 if __name__ == "__main__":
     main()
