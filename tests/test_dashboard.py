@@ -222,6 +222,7 @@ def test_jitter(results: d.Results, raw: pd.DataFrame) -> None:
     per_pair = [sel[(sel["mask"] == m) & (sel["model"] == k)]["dice"].mean()
                 for m in sel["mask"].unique() for k in MODELS]
     assert pooled.y[2] == pytest.approx(np.mean(per_pair))
+    assert pooled.customdata[2][2] == "box_jitter_20"  # the benchmark name, in the hover
     shifted = raw[raw["strategy"].str.startswith("box_jitter")]
     rho, p = stats.spearmanr(shifted["jitter_frac"], shifted["dice"])
     assert f"ρ = {rho:.3f} (p = {p:.2g}" in fig.layout.annotations[1].text
@@ -261,6 +262,7 @@ def test_published_beside_ours_labelled_and_converted(results: d.Results, raw: p
     ours = _trace(fig, "ours: LiteMedSAM as published (medical), predicted-iou pick")
     sel = raw[(raw["model"] == "litemedsam") & (raw["strategy"] == "point_center")]
     assert dict(zip(ours.x, ours.y))["1 point"] == pytest.approx(np.mean(_per_pair(sel)))
+    assert dict(zip(ours.x, ours.customdata[:, 2]))["1 point"] == "point_center"
     assert "everything (grid)" not in ours.x  # its DICE is the best mask's: shown only as an oracle pick
     assert "everything (grid)" in _trace(fig, "ours: LiteMedSAM as published (medical), oracle pick").x
 

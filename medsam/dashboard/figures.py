@@ -16,6 +16,7 @@ from .style import ci_args, colour_of, counts, empty_figure, layout, wrap
 
 JITTER_LEVELS = {"box": "none", "box_jitter_10": "0-10 px", "box_jitter_20": "10-20 px",
                  "box_jitter_30": "20-30 px"}
+JITTERED = {level: strategy for strategy, level in JITTER_LEVELS.items()}
 
 
 def fig_modality(df: pd.DataFrame) -> go.Figure:
@@ -188,7 +189,8 @@ def fig_jitter(df: pd.DataFrame) -> go.Figure:
         pooled = name == "all modalities"
         fig.add_trace(go.Scatter(x=part["level"], y=part["mean"], name=name, mode="lines+markers",
                                  line=dict(color="black" if pooled else colour_of(name, modalities),
-                                           width=3 if pooled else 1.5), **ci_args(part)),
+                                           width=3 if pooled else 1.5),
+                                 **ci_args(part, raw=[JITTERED[level] for level in part["level"]])),
                       row=1, col=1)
     if len(shifted):
         bins = pd.qcut(shifted["jitter_frac"], q=min(8, shifted["jitter_frac"].nunique()), duplicates="drop")

@@ -68,6 +68,7 @@ def fig_published(df: pd.DataFrame, published: pd.DataFrame) -> go.Figure:
     titles = ("all modalities, by prompt type", "box prompt, by modality<br>(published where the modality matches)")
     fig = make_subplots(rows=len(panels), cols=1, vertical_spacing=0.14, subplot_titles=titles[:len(panels)])
     models = model_order(pairs["model"].unique())
+    prompt_of = {label: strategy for strategy, (label, _) in PROMPT_TYPES.items()}
     series = list(dict.fromkeys(pub["series"]))
     shown: set[str] = set()
     for row, (data, x, order, refs) in enumerate(panels, 1):
@@ -76,8 +77,9 @@ def fig_published(df: pd.DataFrame, published: pd.DataFrame) -> go.Figure:
                 s = summary(data[data["model"] == model], [x], value).set_index(x).reindex(order)
                 s = s.dropna(subset=["mean"])
                 name = f"{OURS}{model_label(model)}, {pick}"
+                raw = [prompt_of.get(v, "box") for v in s.index]  # the box panel's x is the modality
                 fig.add_trace(go.Bar(x=s.index, y=s["mean"], name=name, legendgroup=name, showlegend=name not in shown,
-                                     opacity=opacity, marker_color=colour_of(model, models), **ci_args(s)),
+                                     opacity=opacity, marker_color=colour_of(model, models), **ci_args(s, raw=raw)),
                               row=row, col=1)
                 shown.add(name)
         for name, part in refs.groupby("series", sort=False):
