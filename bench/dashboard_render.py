@@ -1,9 +1,11 @@
-"""Time the Dashboard tab on a results folder: loading, the figures, and the tab's Gradio Blocks.
+"""Time the Dashboard tab on a results folder: loading, the answers and figures, and the tab's Gradio Blocks.
 
     python bench/dashboard_render.py [--results results] [--synthetic-rows 50000] [--repeats 5]
 
 Prints the median of --repeats runs of each step with the number of rows; the target for the tab
-(Blocks construction, which loads the CSVs and builds every figure) is under 2 s. With
+(Blocks construction: the CSVs loaded, the four answers and the table built) is under 2 s. A filter
+change builds the four answers for the new selection, and the detailed figures too while "More
+figures" is open; each should take well under 1 s. With
 ``--synthetic-rows N`` it runs on a temporary folder holding the real published.csv, N generated
 benchmark rows covering every strategy (interactive clicks included) and generated finetuning
 tables: the size of a full benchmark before one exists. Generated numbers are for timing only.
@@ -92,6 +94,21 @@ def median_s(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def results_folder(args: argparse.Namespace, work: Path) -> Path:
+    """--results, or with --synthetic-rows a folder of generated tables in ``work``."""
+    if not args.synthetic_rows:
+        return args.results
+    folder = work / "results"
+    folder.mkdir()
+    bench = synthetic_rows(args.synthetic_rows)
+    bench.to_csv(folder / "benchmark.csv", index=False)
+    for name, table in zip(("finetune", "label_efficiency"), synthetic_finetune(bench)):
+        table.to_csv(folder / f"{name}.csv", index=False)
+    if (args.results / "published.csv").is_file():
+        shutil.copy(args.results / "published.csv", folder / "published.csv")
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parents[1] / "results")
@@ -101,21 +118,13 @@ def main() -> None:
 
     import gradio as gr
 
-    from medsam.dashboard import build_figures, load_results
+    from medsam.dashboard import build_figures, filter_rows, load_results
+    from medsam.dashboard.answers import build_answers
     from medsam.ui.dashboard_tab import build_dashboard_tab
 
     work = Path(tempfile.mkdtemp(prefix="medsam-dashboard-bench-"))
     tempfile.tempdir = str(work)  # the tab's download CSVs go here, removed at the end
-    folder = args.results
-    if args.synthetic_rows:
-        folder = work / "results"
-        folder.mkdir()
-        bench = synthetic_rows(args.synthetic_rows)
-        bench.to_csv(folder / "benchmark.csv", index=False)
-        for name, table in zip(("finetune", "label_efficiency"), synthetic_finetune(bench)):
-            table.to_csv(folder / f"{name}.csv", index=False)
-        if (args.results / "published.csv").is_file():
-            shutil.copy(args.results / "published.csv", folder / "published.csv")
+    folder = results_folder(args, work)
     results = load_results(folder)
     build_figures(results)  # warm-up: plotly's lazy imports
 
@@ -126,25 +135,34 @@ def main() -> None:
                     build_dashboard_tab(folder)
         return demo
 
+    def change(modalities: list[str], figures_shown: bool) -> None:  # what a filter change runs
+        rows = filter_rows(results.benchmark, modalities=modalities)
+        build_answers(rows, results.published)
+        if figures_shown:
+            build_figures(results, modalities=modalities)
+
     _, figures = build_figures(results)
+    _, answers = build_answers(results.benchmark, results.published)
     one = results.benchmark["modality"].dropna().iloc[:1].tolist()
     steps = {
         "load CSVs": lambda: load_results(folder),
         f"{len(figures)} figures, all rows": lambda: build_figures(results),
-        "figures to JSON": lambda: [f.to_json() for f in figures.values()],
-        "Blocks with the tab (load + figures + table)": lambda: blocks(True),
+        f"{len(answers)} answers, all rows": lambda: build_answers(results.benchmark, results.published),
+        "figures and answers to JSON": lambda: [f.to_json() for f in [*figures.values(),
+                                                                      *(a.figure for a in answers.values())]],
+        "Blocks with the tab (load + answers + table)": lambda: blocks(True),
         "Blocks without the tab (baseline)": lambda: blocks(False),
-        f"filter change: figures for modality {one}": lambda: build_figures(results, modalities=one),
+        f"filter change to modality {one}: answers": lambda: change(one, False),
+        f"filter change to modality {one}, More figures open": lambda: change(one, True),
     }
     print(f"{folder}: {len(results.benchmark):,} benchmark rows, {results.benchmark['mask'].nunique():,} pairs, "
           f"{len(results.finetune):,} finetune rows, {len(results.label_efficiency):,} label-efficiency rows; "
           f"median of {args.repeats}")
     for name, fn in steps.items():
         print(f"  {name:52s} {median_s(fn, args.repeats):6.3f} s")
-    config = json.dumps(blocks(True).get_config_file())
+    config = json.dumps(blocks(True).get_config_file(), default=str)  # gr.State carries a function
     print(f"  page config with the tab: {len(config) / 1e6:.2f} MB")
     shutil.rmtree(work)
-
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -12,6 +13,8 @@ import pytest
 from scipy import stats
 
 from medsam import dashboard as d
+from medsam.dashboard.answers import QUESTIONS, build_answers
+from medsam.dashboard.style import CAPTION_CHARS, TITLE_CHARS
 from medsam.ui.dashboard_tab import build_dashboard_tab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +102,8 @@ def _trace(fig, name: str, axis: str = "y"):
 
 
 def _title(fig) -> str:
-    return fig.layout.title.text
+    """The title as one line: wrapping breaks lines at spaces, the caption is in <sup>."""
+    return re.sub(r"</?sup>", "", fig.layout.title.text).replace("<br>", " ")
 
 
 # --- loading and filtering -------------------------------------------------------------------
@@ -146,22 +150,25 @@ def test_empty_selection_says_so(results: d.Results) -> None:
 
 def test_modality_bars_are_means_over_pairs(results: d.Results, raw: pd.DataFrame) -> None:
     fig = d.fig_modality(results.benchmark)
-    for model, axis in zip(MODELS, ("y", "y2")):
+    assert [a.text for a in fig.layout.annotations] == [d.model_label(m) for m in d.model_order(MODELS)]
+    for model, axis in zip(d.model_order(MODELS), ("y", "y2")):
         for strategy in ("box", "points_5pos"):
-            bar = _trace(fig, strategy, axis)
+            bar = _trace(fig, d.strategy_name(strategy), axis)
             sel = raw[(raw["model"] == model) & (raw["strategy"] == strategy) & (raw["modality"] == "mri")]
             mean, ci, n = _pair_stats(_per_pair(sel))
             i = list(bar.x).index("mri")
             assert bar.y[i] == pytest.approx(mean)
             assert bar.error_y.array[i] == pytest.approx(ci)
             assert bar.customdata[i][1] == n == PAIRS
+            assert bar.customdata[i][2] == strategy and "benchmark name: %{customdata[2]}" in bar.hovertemplate
     assert f"{len(TARGETS) * PAIRS} pairs, {len(raw)} rows, 2 models" in _title(fig)
 
 
 def test_heatmap_cells(results: d.Results, raw: pd.DataFrame) -> None:
     fig = d.fig_heatmap(d.filter_rows(results.benchmark, models=["sam_vit_b"]))
     (heat,) = fig.data
-    y, x = list(heat.y).index("tumor (mri)"), list(heat.x).index("points_5pos")
+    y, x = list(heat.y).index("tumor (mri)"), list(heat.x).index("5 positive clicks")
+    assert heat.customdata[y][x][1] == "points_5pos"
     sel = raw[(raw["model"] == "sam_vit_b") & (raw["strategy"] == "points_5pos") & (raw["object"] == "tumor")]
     assert heat.z[y][x] == pytest.approx(np.mean(_per_pair(sel)))
     assert heat.text[y][x] == f"{np.mean(_per_pair(sel)):.2f}"
@@ -169,7 +176,7 @@ def test_heatmap_cells(results: d.Results, raw: pd.DataFrame) -> None:
 
 def test_descriptor_titles_carry_spearman_and_partial_rho(results: d.Results, raw: pd.DataFrame) -> None:
     fig = d.fig_descriptors(d.filter_rows(results.benchmark, models=["litemedsam"]), "points_5pos")
-    assert "(points_5pos)" in _title(fig)
+    assert "(5 positive clicks)" in _title(fig) and "LiteMedSAM as published (medical)" in _title(fig)
     sel = raw[(raw["model"] == "litemedsam") & (raw["strategy"] == "points_5pos")]
     pairs = sel.groupby("mask").agg(dice=("dice", "mean"), bc=("boundary_complexity", "first"),
                                     size=("relative_size", "first"))
@@ -186,14 +193,21 @@ def test_descriptor_titles_carry_spearman_and_partial_rho(results: d.Results, ra
     # Points coloured by modality, plus a fit line per panel.
     assert {t.name for t in fig.data} == {"ct", "mri", "ultrasound", "linear fit"}
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "linear"
+    # Several models: one row each, never pooled; each row's axis says which model it is.
+    both = d.fig_descriptors(results.benchmark, "points_5pos")
+    assert len(both.layout.annotations) == 6 and both.layout.annotations[3].text == title  # litemedsam: row 2
+    for model, axis in zip(d.model_order(MODELS), ("yaxis", "yaxis4")):
+        assert d.model_label(model) in both.layout[axis].title.text.replace("<br>", " ")
+    points = [t for t in both.data if t.name == "mri" and t.xaxis == "x4"]
+    assert len(points) == 1 and len(points[0].x) == PAIRS  # row 2 holds the second model's pairs only
 
 
 def test_oracle_gap(results: d.Results, raw: pd.DataFrame) -> None:
     fig = d.fig_oracle_gap(d.filter_rows(results.benchmark, models=["litemedsam"]))
     pick, best = _trace(fig, "model's pick (deployable)"), _trace(fig, "best of candidates (oracle)")
-    assert "everything" not in pick.x
+    assert d.strategy_name("everything") not in pick.x
     sel = raw[(raw["model"] == "litemedsam") & (raw["strategy"] == "points_5pos")]
-    i = list(pick.x).index("points_5pos")
+    i = list(pick.x).index("5 positive clicks")
     gap = np.mean(_per_pair(sel, "dice_oracle")) - np.mean(_per_pair(sel, "dice"))
     assert pick.y[i] == pytest.approx(np.mean(_per_pair(sel)))
     assert best.y[i] == pytest.approx(np.mean(_per_pair(sel, "dice_oracle")))
@@ -208,6 +222,7 @@ def test_jitter(results: d.Results, raw: pd.DataFrame) -> None:
     per_pair = [sel[(sel["mask"] == m) & (sel["model"] == k)]["dice"].mean()
                 for m in sel["mask"].unique() for k in MODELS]
     assert pooled.y[2] == pytest.approx(np.mean(per_pair))
+    assert pooled.customdata[2][2] == "box_jitter_20"  # the benchmark name, in the hover
     shifted = raw[raw["strategy"].str.startswith("box_jitter")]
     rho, p = stats.spearmanr(shifted["jitter_frac"], shifted["dice"])
     assert f"ρ = {rho:.3f} (p = {p:.2g}" in fig.layout.annotations[1].text
@@ -219,7 +234,7 @@ def test_interactive_curve_and_noc(results: d.Results, raw: pd.DataFrame) -> Non
     curves = [json.loads(v) for v in sel["dice_per_click"]]
     width = max(map(len, curves))
     padded = [c + [c[-1]] * (width - len(c)) for c in curves]  # a finished run keeps its last DICE
-    line = _trace(fig, "sam_vit_b")
+    line = _trace(fig, "SAM ViT-B (zero-shot)")
     assert list(line.x) == list(range(1, width + 1))
     assert line.y[2] == pytest.approx(np.mean([c[2] for c in padded]))
     noc = _trace(fig, "NoC@85", "y2")
@@ -244,11 +259,12 @@ def test_published_beside_ours_labelled_and_converted(results: d.Results, raw: p
     for t in fig.data:
         if t.name.startswith("ours: "):
             assert not published_values & {round(v, 6) for v in t.y}
-    ours = _trace(fig, "ours: litemedsam (predicted-iou pick)")
+    ours = _trace(fig, "ours: LiteMedSAM as published (medical), predicted-iou pick")
     sel = raw[(raw["model"] == "litemedsam") & (raw["strategy"] == "point_center")]
     assert dict(zip(ours.x, ours.y))["1 point"] == pytest.approx(np.mean(_per_pair(sel)))
+    assert dict(zip(ours.x, ours.customdata[:, 2]))["1 point"] == "point_center"
     assert "everything (grid)" not in ours.x  # its DICE is the best mask's: shown only as an oracle pick
-    assert "everything (grid)" in _trace(fig, "ours: litemedsam (oracle pick)").x
+    assert "everything (grid)" in _trace(fig, "ours: LiteMedSAM as published (medical), oracle pick").x
 
 
 def test_finetune_missing_then_paired(results: d.Results, raw: pd.DataFrame) -> None:
@@ -257,9 +273,12 @@ def test_finetune_missing_then_paired(results: d.Results, raw: pd.DataFrame) -> 
     base = raw[raw["model"] == "litemedsam"][d.COLUMNS["finetune"]]
     tuned = base.assign(model="litemedsam_ft", dice=base["dice"] + 0.05 * (base["modality"] == "ct"))
     fig = d.fig_finetune(pd.concat([base, tuned]), results.published)
-    bar = next(t for t in fig.data if t.name == "litemedsam_ft − litemedsam: box")
+    bar = next(t for t in fig.data if t.name == "box")
+    assert ("ΔDICE = LiteMedSAM + our decoder finetune (litemedsam_ft) − LiteMedSAM as published (medical)"
+            in _title(fig)) and "zero-shot" not in _title(fig)
     deltas = dict(zip(bar.y, bar.x))
     assert deltas["liver (ct)"] == pytest.approx(0.05) and deltas["tumor (mri)"] == pytest.approx(0)
+    assert bar.customdata[0][2] == "box" and "benchmark name" in bar.hovertemplate
     gain = next(t for t in fig.data if t.name.startswith("published: COSMOS paper"))
     assert gain.x[0] == pytest.approx(0.0439) and all(not t.name.startswith("published") for t in fig.data[:-1])
     assert "Nothing to show" in _title(d.fig_finetune(pd.concat([base, tuned]), modalities=["pet"]))
@@ -278,6 +297,20 @@ def test_label_efficiency() -> None:
     assert fig.layout.xaxis.type == "log" and [a.text for a in fig.layout.annotations] == ["busi", "drive"]
 
 
+def test_titles_wrap_to_fit_a_phone(results: d.Results) -> None:
+    """Plotly cuts a title wider than its figure: titles and captions come in lines short enough
+    for a figure 310 px wide (the browser test measures them)."""
+    rows, figures = d.build_figures(results)
+    _, answers = build_answers(rows, results.published)
+    for name, fig in [*figures.items(), *((key, answer.figure) for key, answer in answers.items())]:
+        lines = fig.layout.title.text.split("<br>")
+        assert any(line.startswith("<sup>") for line in lines), f"{name}: a caption below the title"
+        for line in lines:
+            limit = CAPTION_CHARS if line.startswith("<sup>") else TITLE_CHARS
+            assert len(re.sub("</?sup>", "", line)) <= limit, (name, line)
+    assert len(_title(figures["published"])) > 2 * CAPTION_CHARS  # a long title, wrapped, not shortened
+
+
 # --- the tab ---------------------------------------------------------------------------------
 
 
@@ -287,23 +320,41 @@ def test_tab_builds_with_elem_ids(folder: Path, tmp_path: Path, with_results: bo
         with gr.Tab("Dashboard"):
             build_dashboard_tab(folder if with_results else tmp_path)
     ids = {c.get("props", {}).get("elem_id") for c in demo.get_config_file()["components"]}
-    assert {"dash-models", "dash-modalities", "dash-strategies", "dash-splits", "dash-summary", "dash-modality",
-            "dash-published", "dash-heatmap", "dash-oracle", "dash-descriptor-strategy", "dash-descriptors",
-            "dash-jitter", "dash-interactive", "dash-finetune", "dash-label-efficiency", "dash-table",
-            "dash-download"} <= ids
+    assert {"dash-intro", "dash-filters", "dash-models", "dash-modalities", "dash-strategies", "dash-splits",
+            "dash-summary", "dash-more", "dash-note", "dash-modality", "dash-published", "dash-heatmap", "dash-oracle",
+            "dash-descriptor-strategy", "dash-descriptors", "dash-jitter", "dash-interactive", "dash-finetune",
+            "dash-label-efficiency", "dash-rows", "dash-table", "dash-download"} <= ids
+    assert {f"dash-{key}" for key in QUESTIONS} | {f"dash-answer-{key}" for key in QUESTIONS} <= ids
+    if with_results:  # filters show plain names and pass on the benchmark's
+        props = {c["props"].get("elem_id"): c["props"] for c in demo.get_config_file()["components"]}
+        assert ("box jittered 10-20 px", "box_jitter_20") in map(tuple, props["dash-strategies"]["choices"])
+        assert ("LiteMedSAM as published (medical)", "litemedsam") in map(tuple, props["dash-models"]["choices"])
+        assert "box_jitter_20" in props["dash-strategies"]["value"]
 
 
-def test_tab_handlers_filter_figures_table_and_download(folder: Path) -> None:
+def test_tab_handlers_filter_answers_figures_table_and_download(folder: Path) -> None:
     with gr.Blocks() as demo:
         build_dashboard_tab(folder)
     by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
     fns = list(demo.fns.values())
     update = next(f for f in fns if by_id["dash-summary"] in f.outputs)
+    expand = next(f for f in fns if by_id["dash-label-efficiency"] in f.outputs)
     selection = (["litemedsam"], ["ct"], ["box"], ["test"])
-    out = dict(zip(update.outputs, update.fn(*selection, "box")))
+    out = dict(zip(update.outputs, update.fn(False, *selection, "box")))  # "More figures" closed
     assert f"{PAIRS - 1} rows, {PAIRS - 1} pairs" in out[by_id["dash-summary"]]
-    assert f"{PAIRS - 1} pairs" in _title(out[by_id["dash-heatmap"]])
-    assert len(out[by_id["dash-table"]]["value"]) == PAIRS - 1
+    box = make_rows().query("model == 'litemedsam' and modality == 'ct' and strategy == 'box' and split == 'test'")
+    assert out[by_id["dash-answer-where"]] == (f"### Where does it work?\nWith a box, mean DICE on ct is "
+                                              f"{box['dice'].mean():.2f} — LiteMedSAM, {PAIRS - 1} pairs.")
+    assert f"{PAIRS - 1} pairs" in _title(out[by_id["dash-where"]])
+    assert isinstance(out[by_id["dash-heatmap"]], type(gr.skip()))  # not built while hidden
+    table = out[by_id["dash-table"]]["value"]
+    assert len(table) == PAIRS - 1
+    assert set(table["model"]) == {"LiteMedSAM as published (medical)"} and set(table["strategy"]) == {"box"}
+    opened = dict(zip(expand.outputs, expand.fn(*selection, "box")))
+    assert f"{PAIRS - 1} pairs" in _title(opened[by_id["dash-heatmap"]])
+    assert "No finetuning results yet" in _title(opened[by_id["dash-label-efficiency"]])
+    out = dict(zip(update.outputs, update.fn(True, *selection, "box")))  # open: the figures follow the filters
+    assert out[by_id["dash-heatmap"]] is opened[by_id["dash-heatmap"]]  # a selection seen before is not rebuilt
     download = next(f for f in fns if by_id["dash-download"] in f.outputs)
     rows = pd.read_csv(download.fn(*selection))
     assert len(rows) == PAIRS - 1 and set(rows["modality"]) == {"ct"} and "dice_per_click" in rows.columns
@@ -344,7 +395,8 @@ def test_coverage_note_names_the_split_that_aligns_the_models() -> None:
     partial = rows[(rows["model"] == MODELS[0]) | (rows["split"] == "test")]
     n_test = rows.loc[rows["split"] == "test", "mask"].nunique()
     assert d.coverage_note(partial) == (
-        f"The selected models were run on different pairs ({MODELS[0]} {len(TARGETS) * PAIRS}, {MODELS[1]} {n_test}): "
+        f"The selected models were run on different pairs (LiteMedSAM as published (medical) {len(TARGETS) * PAIRS}, "
+        f"SAM ViT-B (zero-shot) {n_test}): "
         "select Splits = test to compare them on the same pairs.")
     assert d.coverage_note(partial[partial["split"] == "test"]) == ""
     # No split puts them on the same pairs: say so instead of suggesting one.
