@@ -144,13 +144,14 @@ class Scan:
         data = np.zeros_like(src)
         for s_axis, (d_axis, flip) in enumerate(ornt):
             data[:, int(d_axis)] = src[:, s_axis] if flip > 0 else shape[s_axis] - 1 - src[:, s_axis]
-        d_axis = int(ornt[axis, 0])
+        d_axis, flip = int(ornt[axis, 0]), ornt[axis, 1]
+        d_index = index if flip > 0 else shape[axis] - 1 - index
         f, g = (a for a in range(3) if a != d_axis)
         if self.oriented:  # V[i, j] = P[nf - 1 - j, ng - 1 - i]: x = nf - 1 - a, y = ng - 1 - b
             view = np.stack([self.data.shape[f] - 1 - data[:, f], self.data.shape[g] - 1 - data[:, g]], 1)
         else:
             view = np.stack([data[:, g], data[:, f]], 1)
-        return d_axis, int(round(data[0, d_axis])), view
+        return d_axis, int(d_index), view
 
     def fixed_window(self, window: WindowSpec) -> WindowSpec:
         """For a volume, a percentile or min-max window as one level/width for all its slices,

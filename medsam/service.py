@@ -128,3 +128,58 @@ def segment_files(image: str | Path, prompts: str | dict, model: str = "litemeds
     if advice := prompt_advice(model, prompt):
         info["warning"] = advice
     return png, info
+
+
+def _label_values(text: str | None) -> tuple[int, ...] | None:
+    if not text or not str(text).strip():
+        return None
+    try:
+        return tuple(int(v) for v in str(text).replace(" ", "").split(","))
+    except ValueError as exc:
+        raise InputError(f"Label values must be whole numbers separated by commas, like \"1,2\", not {text!r}.") from exc
+
+
+def segment_volume_files(volume: str | Path, prompts: str, model: str = "litemedsam",
+                         reference: str | Path | None = None, label_values: str | None = None
+                         ) -> tuple[Path, dict[str, Any]]:
+    """The API's ``segment_volume``: a NIfTI file or a .zip of a DICOM series and a prompt on one slice
+    -> the structure propagated through the volume as a NIfTI label map on the input's voxel grid (1 =
+    the object), and numbers (3D scores against ``reference`` restricted to ``label_values``).
+
+    ``prompts`` is ``{"axis": 2, "slice": k, "box": [x0, y0, x1, y1], "points": [[x, y]], "labels": [1]}``
+    in voxel indices of the file's own array as nibabel returns it (a DICOM series: columns, rows,
+    slices in position order): x along the first axis other than ``axis``, y along the second.
+    """
+    get_spec(model)
+    if len(prompts) > MAX_PROMPT_CHARS:
+        raise InputError(f"The prompts are {len(prompts):,} characters long; the limit is {MAX_PROMPT_CHARS:,}.")
+    try:
+        spec = json.loads(prompts)
+        axis, index = int(spec["axis"]), int(spec["slice"])
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise InputError('Prompts must be JSON like {"axis": 2, "slice": 40, "box": [x0, y0, x1, y1]} in the '
+                         'file\'s voxel indices.') from exc
+    session = Session()
+    session.load(volume, Path(str(volume)).name)
+    scan = session.scan
+    if scan is None or not scan.is_volume:
+        raise InputError("The file is not a volume: give a NIfTI volume or a .zip of a DICOM series.")
+    corners = np.asarray(spec.get("box") or [], float).reshape(-1, 2)
+    points = np.asarray(spec.get("points") or [], float).reshape(-1, 2)
+    data_axis, data_index, view = scan.source_to_view(axis, index, np.concatenate([corners, points]))
+    session.set_view(data_axis, data_index)
+    if reference:
+        session.set_gt(reference, Path(str(reference)).name, _label_values(label_values))
+    if len(corners):
+        lo, hi = view[:2].min(axis=0), view[:2].max(axis=0)
+        session.box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+    session.points, session.labels = [tuple(p) for p in view[2:]], [int(v) for v in spec.get("labels") or [1] * len(points)]
+    note = session.propagate(model)
+    run = session.objects.objects[session.objects.current].run
+    session.runs = []
+    files = session.export()
+    row = session.object_rows()[0]
+    info = {"model": model, "volume_ml": row["volume_ml"], "slices": run.slices, "axis": axis,
+            "seconds": round(run.seconds, 2), "encoded": run.encoded, "stopped": run.stopped, "note": note,
+            **{k: row.get(k) for k in ("dice3d", "nsd2mm", "hd95_mm")}}
+    return files[0], info

@@ -151,7 +151,7 @@ def test_segment_files_wrong_size_ground_truth(phantom_files, tmp_path: Path) ->
 
 
 def test_status_reports_ground_truth(phantom_files) -> None:
-    from medsam.ui.segment_tab import status_text as _status
+    from medsam.ui.segment_view import status_text as _status
 
     image, mask, _ = phantom_files
     s = Session()

@@ -75,3 +75,83 @@ def test_enlarged_box_stays_inside() -> None:
     m = np.zeros((30, 40), bool)
     m[0:5, 35:40] = True
     assert enlarged(m, 5).tolist() == [30, 0, 39, 9]
+
+
+def _zip_series(folder: Path, out: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(out, "w") as z:
+        for f in sorted(folder.iterdir()):
+            z.write(f, f"series/{f.name}")
+    return out
+
+
+def test_segment_volume_api_on_the_dicom_series_zip(tmp_path: Path) -> None:
+    """/segment_volume's work on the bundled DICOM series as a .zip, prompted in the file's own voxel
+    indices; the label NIfTI lies on the series' grid and matches the reference liver."""
+    import json
+
+    from medsam.gallery import BUNDLED
+    from medsam.series import load_series
+    from medsam.service import segment_volume_files
+
+    folder = BUNDLED / "volumes" / "ct_abdomen_dicom"
+    reference = BUNDLED / "volumes" / "ct_abdomen_dicom_labels.nii.gz"
+    scan = load_series(folder)
+    liver = scan.to_source(load_scan(reference).data == 5)  # the stacked array: columns, rows, slices
+    k = int(np.argmax(liver.sum((0, 1))))
+    xs, ys = np.nonzero(liver[:, :, k])
+    box = [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+    path, info = segment_volume_files(_zip_series(folder, tmp_path / "ct.zip"),
+                                      json.dumps({"axis": 2, "slice": k, "box": box}), "litemedsam", reference, "5")
+    assert info["dice3d"] > 0.9 and info["volume_ml"] > 500 and k in info["slices"]
+    out = nib.load(path)
+    assert out.shape == scan.source_shape and np.allclose(out.affine, scan.affine)
+    assert ((np.asarray(out.dataobj) > 0) & liver).sum() > 0.9 * liver.sum()
+
+
+@pytest.mark.parametrize("prompts, message", [
+    ("{}", "Prompts must be JSON like"),
+    ('{"axis": 2, "slice": 99, "box": [1, 1, 5, 5]}', "outside the 122x101x30 volume"),
+    ('{"axis": 2, "slice": 3}', "Prompt the object on one slice first"),
+])
+def test_segment_volume_bad_prompts_are_sentences(prompts: str, message: str) -> None:
+    from medsam.errors import InputError
+    from medsam.gallery import BUNDLED
+    from medsam.service import segment_volume_files
+
+    with pytest.raises(InputError, match=message):
+        segment_volume_files(BUNDLED / "volumes" / "ct_abdomen.nii.gz", prompts, "litemedsam")
+
+
+def test_segment_volume_refuses_a_2d_image() -> None:
+    from medsam.errors import InputError
+    from medsam.gallery import bundled_examples
+    from medsam.service import segment_volume_files
+
+    with pytest.raises(InputError, match="not a volume"):
+        segment_volume_files(bundled_examples()[0].image, '{"axis": 2, "slice": 0, "box": [1, 1, 5, 5]}')
+
+
+def test_session_objects_export_nifti_and_dicom_seg(tmp_path: Path) -> None:
+    import highdicom as hd
+
+    from medsam.gallery import bundled_examples
+    from medsam.session import Session
+
+    ex = next(e for e in bundled_examples() if e.id == "ct_abdomen_dicom__spleen")
+    s = Session()
+    s.open_example(ex)
+    note = s.propagate("litemedsam")
+    assert "Propagated **spleen**" in note
+    rows = s.object_rows()
+    assert rows[0]["object"] == "spleen" and rows[0]["dice3d"] > 0.85 and rows[0]["volume_ml"] > 50
+    files = {p.name: p for p in s.export()}
+    labels = load_scan(files["ct_abdomen_dicom_labels.nii.gz"])
+    assert np.array_equal(labels.data > 0, s.objects.labels > 0)
+    seg = hd.seg.segread(files["ct_abdomen_dicom_seg.dcm"])
+    assert [x.SegmentLabel for x in seg.SegmentSequence] == ["spleen"]
+    uids = [h.file_meta.MediaStorageSOPInstanceUID for h in s.scan.headers]
+    frames = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True, relabel=False)
+    source = s.scan.to_source(s.objects.labels > 0)
+    assert np.array_equal(frames > 0, np.stack([source[:, :, k].T for k in range(source.shape[2])]))

@@ -11,7 +11,7 @@ import gradio as gr
 from ..errors import MedsamError
 from ..learn import endpoints as learn
 from ..predictor import list_models
-from ..service import segment_files
+from ..service import segment_files, segment_volume_files
 from .common import MODEL_WORK, SERVER_ERROR
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,18 @@ def clicks_to_target(image_path: str, gt_path: str | None, model_name: str, max_
     return learn.clicks_to_target(image_path, gt_path, model_name or "litemedsam", int(max_clicks))
 
 
+@plain
+def segment_volume(volume_path: str, prompt_json: str, model_name: str, reference_path: str | None,
+                   label_values: str) -> tuple[str, dict]:
+    """Propagate a prompt on one slice through a volume; returns the label NIfTI and numbers."""
+    path, numbers = segment_volume_files(volume_path, prompt_json or "{}", model_name or "litemedsam",
+                                         reference_path, label_values)
+    return str(path), numbers
+
+
 def build_api() -> None:
-    """``/segment``, ``/prompt_sensitivity``, ``/clicks_to_target`` and ``/models``; call inside the app's Blocks."""
+    """``/segment``, ``/segment_volume``, ``/prompt_sensitivity``, ``/clicks_to_target`` and ``/models``;
+    call inside the app's Blocks."""
     with gr.Column(visible=False):
         image = gr.File(label="image", type="filepath")
         prompts = gr.Textbox(label="prompts")
@@ -64,13 +74,16 @@ def build_api() -> None:
         jitter = gr.Number(20, label="jitter")
         n = gr.Number(10, label="n")
         max_clicks = gr.Number(10, label="max_clicks")
+        label_values = gr.Textbox(label="label_values")
         mask = gr.File(label="mask")
         info = gr.JSON(label="info")
         models = gr.JSON()
-        buttons = [gr.Button() for _ in range(4)]
+        buttons = [gr.Button() for _ in range(5)]
     buttons[0].click(segment, [image, prompts, model, ground_truth], [mask, info], api_name="segment", **MODEL_WORK)
     buttons[1].click(prompt_sensitivity, [image, ground_truth, model, box, jitter, n], info,
                      api_name="prompt_sensitivity", **MODEL_WORK)
     buttons[2].click(clicks_to_target, [image, ground_truth, model, max_clicks], info, api_name="clicks_to_target",
                      **MODEL_WORK)
     buttons[3].click(list_models, None, models, api_name="models")
+    buttons[4].click(segment_volume, [image, prompts, model, ground_truth, label_values], [mask, info],
+                     api_name="segment_volume", **MODEL_WORK)

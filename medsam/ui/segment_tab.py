@@ -12,7 +12,6 @@ import functools
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import gradio as gr
 
 from .. import imaging, visualize
@@ -23,14 +22,14 @@ from ..model_notes import long_note, model_choices
 from ..models import REGISTRY
 from ..paths import shown
 from ..predictor import list_models
-from ..service import everything, head_label, prompt_advice, segment_with_head
+from ..service import everything, head_label, segment_with_head
 from ..session import AXES, MODES, Session
 from .common import MODEL_WORK, PRIVATE, picture, plain_errors
+from .segment_view import NO_IMAGE, canvas, example_text, status_text, thumbnails
 
 CUSTOM = "Custom level/width"
+OBJECT_COLUMNS = ["object", "volume_ml", "slices", "dice3d", "nsd2mm", "hd95_mm"]
 TABLE_COLUMNS = ["model", "dice", "iou", "hd95", "predicted_iou", "encode_ms", "embedding_cached", "decode_ms"]
-NO_IMAGE = "Load an image or pick an example to start."
-THUMB_SIDE = 192
 HEADS_INFO = "Each head was trained on one dataset's images; on other kinds of images its output means nothing."
 HEADS_HOWTO = ("train one with `python -m medsam.finetune heads --data DIR --datasets hc18 --save` "
                f"(saved to `{shown(heads.heads_dir())}`) and restart the app.")
@@ -53,54 +52,6 @@ def gallery_id(group: str) -> str:
 def _models(model: str, compare: bool, model_b: str | None) -> list[str]:
     return [model, model_b] if compare and model_b else [model]
 
-
-def thumbnails(examples: list[Example]) -> list[str]:
-    """One picture per example: its view with the reference outlined and the suggested box drawn."""
-    out = []
-    for ex in examples:
-        s = Session()
-        s.open_example(ex)
-        assert s.rgb is not None
-        rgb = visualize.draw_prompts(visualize.overlay(s.rgb, None, outline=s.gt), [], [], s.box)
-        scale = THUMB_SIDE / max(rgb.shape[:2])
-        if scale < 1:
-            rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        out.append(picture(rgb))
-    return out
-
-
-def status_text(s: Session, models: list[str]) -> str:
-    """What the session shows, in sentences: prompt state, advice, reference, and each model's result."""
-    if s.rgb is None:
-        return NO_IMAGE
-    lines = []
-    if s.corner is not None:
-        lines.append("Box: first corner set; click the opposite corner.")
-    prompt = s.prompt()
-    if prompt is None:
-        lines.append("Add a prompt: choose **Box** and click two corners, or click points.")
-    else:
-        lines += [f"**Note:** {a}" for m in dict.fromkeys(models) if (a := prompt_advice(m, prompt))]
-    if s.gt is not None:
-        where = " in this slice" if s.scan is not None and s.scan.is_volume else ""
-        what = "Ground truth" if s.reference == "expert" else f"Reference ({s.reference}, not expert ground truth)"
-        lines.append(f"{what} loaded: {int(s.gt.sum())} mask pixels{where}, outlined on the image.")
-    for run in s.runs:
-        title = REGISTRY[run.model].title
-        if run.error:
-            lines.append(f"**{title}:** {run.error}")
-        else:
-            enc = "embedding cached" if run.cached else f"encoded in {run.encode_ms:.0f} ms"
-            dice = f", DICE {run.scores['dice']:.3f}" if run.scores else ""
-            lines.append(f"**{title}:** {enc}, decoded in {run.prediction.decode_ms:.0f} ms{dice}")
-    return "  \n".join(lines)
-
-
-def example_text(ex: Example | None) -> str:
-    if ex is None:
-        return ""
-    return (f"**Example:** {ex.label} · {ex.modality_name} · mask: {ex.reference_text} · "
-            f"{ex.source} ({ex.license}). The suggested box is drawn; draw your own or click to refine.")
 
 
 class SegmentTab:
@@ -125,13 +76,16 @@ class SegmentTab:
                 self.candidates = gr.Gallery(label="Candidate masks, best first (click one to show it)", columns=3,
                                              height=220, allow_preview=False, elem_id="candidates")
                 self.table = gr.Dataframe(headers=TABLE_COLUMNS, label="Numbers", interactive=False, elem_id="numbers")
+                self.objects = gr.Dataframe(headers=OBJECT_COLUMNS, label="Objects in the volume (3D scores against "
+                                            "the reference)", interactive=False, visible=False, elem_id="objects")
                 self.auto_view = gr.Image(label="Everything mode: automatic masks", interactive=False, visible=False,
                                   elem_id="auto-view")
                 self.head_view = gr.Image(label="Prompt-free head: its classes", interactive=False, visible=False,
                                           elem_id="head-view")
                 self.files = gr.File(label="Exported masks", file_count="multiple", interactive=False, elem_id="files")
         self.view_out = [self.session, self.canvas, self.canvas_b, self.candidates, self.table, self.files,
-                         self.status, self.example_note, self.auto_view, self.head_view]
+                         self.status, self.example_note, self.auto_view, self.head_view, self.objects,
+                         self.object_name]
         self.controls_out = [self.volume_box, self.index, self.window, self.level, self.width, self.custom_box]
         self.model_in = [self.model, self.compare, self.model_b]
 
@@ -155,6 +109,11 @@ class SegmentTab:
         with gr.Group(visible=False) as self.volume_box:
             self.axis = gr.Radio(list(AXES), value="Axial", label="Slice axis")
             self.index = gr.Slider(0, 1, step=1, value=0, label="Slice", elem_id="slice")
+            self.object_name = gr.Textbox(label="Object (prompt it on one slice, then propagate)",
+                                          placeholder="e.g. liver", elem_id="object-name")
+            with gr.Row():
+                self.propagate = gr.Button("Propagate through the volume", variant="primary", elem_id="propagate")
+                self.new_object = gr.Button("New object", elem_id="new-object")
         self.window = gr.Dropdown([*imaging.WINDOW_PRESETS, CUSTOM], value=imaging.STORED, label="Window",
                                   elem_id="window")
         with gr.Row(visible=False) as self.custom_box:
@@ -188,12 +147,9 @@ class SegmentTab:
         if s.rgb is None:
             return {self.session: s, self.canvas: None, self.canvas_b: None, self.candidates: [], self.table: None,
                     self.files: None, self.status: NO_IMAGE, self.example_note: "", **hidden}
-        prompts = (s.points, s.labels, s.box, s.corner)
         canvases: list[Any] = [gr.skip(), gr.skip()]  # the second canvas is drawn only when it is shown
         for i in range(max(len(models), 1)):
-            run = s.runs[i] if i < len(s.runs) else None
-            canvases[i] = picture(visualize.draw_prompts(
-                visualize.overlay(s.rgb, run.mask if run else None, outline=s.gt), *prompts))
+            canvases[i] = canvas(s, s.runs[i] if i < len(s.runs) else None)
         first = s.runs[0] if s.runs else None
         gallery = []
         if first and first.prediction is not None:
@@ -201,9 +157,14 @@ class SegmentTab:
                        for k, (m, sc) in enumerate(zip(first.prediction.masks, first.prediction.scores))]
         rows = [run.summary() for run in s.runs]
         table = [[r.get(c, "") if r.get(c) is not None else "" for c in TABLE_COLUMNS] for r in rows]
+        objects = [[r.get(c, "") if r.get(c) is not None else "" for c in OBJECT_COLUMNS] for r in s.object_rows()]
+        current = s.objects.objects.get(s.objects.current) if s.objects else None
         return {self.session: s, self.canvas: canvases[0], self.canvas_b: canvases[1], self.candidates: gallery,
                 self.table: table, self.files: None, self.status: status_text(s, models),
-                self.example_note: example_text(s.example), **hidden}
+                self.example_note: example_text(s.example), **hidden,
+                self.objects: gr.update(value=objects, visible=bool(objects)),
+                self.object_name: gr.update(value=current.name if current else s.object_name() if s.scan and
+                                            s.scan.is_volume else "")}
 
     def controls(self, s: Session) -> dict:
         """Slice and window controls for the session's image."""
@@ -274,6 +235,24 @@ class SegmentTab:
         s.choose(evt.index)
         return self.view(s, _models(m, c, mb))
 
+    def on_propagate(self, s: Session | None, name: str, m, c, mb, progress=gr.Progress()) -> dict:
+        if s is None or s.rgb is None:
+            raise MedsamError("Load a volume first.")
+        if s.objects and s.objects.current and name.strip():
+            s.objects.objects[s.objects.current].name = name.strip()  # the field renames the current object
+        elif name.strip():
+            s.new_object(name)
+        note = s.propagate(m, progress=lambda f, what: progress(f, desc=f"Propagating: {what}"))
+        out = self.view(s, _models(m, c, mb))
+        return {**out, self.status: f"{out[self.status]}  \n{note}"}
+
+    def on_new_object(self, s: Session | None, name: str, m, c, mb) -> dict:
+        if s is None or s.rgb is None:
+            raise MedsamError("Load a volume first.")
+        s.clear()
+        s.new_object(None if s.objects and name.strip() in {o.name for o in s.objects.objects.values()} else name)
+        return self.view(s, _models(m, c, mb))
+
     def on_export(self, s: Session | None, m, c, mb) -> dict:
         if s is None or s.rgb is None:
             raise MedsamError("Load an image and add a prompt first.")
@@ -334,5 +313,7 @@ class SegmentTab:
         self._on([self.model.input], self.on_model, [s, *models], [*view, self.model_info, self.mode])
         self._on([self.compare.input, self.model_b.input], self.on_edit, [s, *models], view)
         self._on([self.export.click], self.on_export, [s, *models], [self.files])
+        self._on([self.propagate.click], self.on_propagate, [s, self.object_name, *models], view)
+        self._on([self.new_object.click], self.on_new_object, [s, self.object_name, *models], view)
         self._on([self.everything.click], self.on_everything, [s, *models], [self.auto_view])
         self._on([self.head_button.click], self.on_head, [s, self.head, *models], [self.head_view])
