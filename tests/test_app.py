@@ -399,6 +399,56 @@ def test_browser_exercise_hides_the_ground_truth_until_scored(page) -> None:
     assert _yellow_pixels(page, "#exercise-canvas") > 50, "the ground truth is shown once scored"
 
 
+def test_browser_dicom_series_to_a_whole_organ_and_back_as_dicom_seg(page, tmp_path: Path) -> None:
+    """Upload a DICOM series as files, box the liver on one slice, propagate, see it on another
+    slice with its volume, and export the label map as NIfTI and DICOM-SEG."""
+    import highdicom as hd
+    import httpx
+    import nibabel as nib
+
+    from medsam.gallery import BUNDLED
+    from medsam.imaging import load_scan
+    from medsam.prompts import bbox
+    from medsam.series import load_series
+
+    folder = BUNDLED / "volumes" / "ct_abdomen_dicom"
+    scan = load_series(folder)
+    liver = load_scan(BUNDLED / "volumes" / "ct_abdomen_dicom_labels.nii.gz").data == 5
+    x0, y0, x1, y1 = bbox(scan.view(liver, 2, scan.n_slices(2) // 2))  # the slice the series opens on
+    page.reload()
+    _wait_status(page, "DICE")
+    page.locator("#upload input[type=file]").set_input_files([str(f) for f in sorted(folder.iterdir())])
+    _wait_status(page, "Add a prompt")
+    page.wait_for_selector("#slice", state="visible")
+    page.get_by_label("Box (2 clicks)").check()
+    _click_image(page, x0, y0)
+    _click_image(page, x1, y1)
+    _wait_status(page, "decoded in")
+    page.locator("#object-name input, #object-name textarea").first.fill("liver")
+    page.locator("#propagate").click()
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Propagated liver')",
+                           timeout=180_000)
+    table = page.locator("#objects").inner_text()
+    assert "liver" in table, table
+    number = page.locator("#slice input[type=number]")
+    number.fill(str(scan.n_slices(2) // 2 + 3))
+    number.press("Enter")
+    page.wait_for_timeout(3000)
+    rgb = np.asarray(Image.open(io.BytesIO(page.locator("#canvas img").first.screenshot())).convert("RGB")).astype(int)
+    coloured = (np.abs(rgb[..., 0] - rgb[..., 1]) + np.abs(rgb[..., 1] - rgb[..., 2]) > 40).sum()
+    assert coloured > 500, "the liver is drawn on a neighbouring slice"
+    page.locator("#export").click()
+    page.wait_for_function("() => document.querySelectorAll('#files a').length >= 2", timeout=60_000)
+    names = page.locator("#files").inner_text().replace("\n", "")
+    assert "_labels.nii.gz" in names and "_seg.dcm" in names, names
+    for href in (a.get_attribute("href") for a in page.locator("#files a").all()):
+        if href.endswith((".nii.gz", ".dcm")):
+            target = tmp_path / ("labels.nii.gz" if href.endswith(".nii.gz") else "seg.dcm")
+            target.write_bytes(httpx.get(href).content)
+    assert nib.load(tmp_path / "labels.nii.gz").shape == scan.source_shape
+    assert [s.SegmentLabel for s in hd.seg.segread(tmp_path / "seg.dcm").SegmentSequence] == ["liver"]
+
+
 def test_browser_dashboard_renders(page) -> None:
     page.reload()
     page.wait_for_selector("#canvas")

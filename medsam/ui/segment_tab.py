@@ -300,8 +300,9 @@ class SegmentTab:
                          [*view, *controls, self.upload, self.gt_upload])
         self._on([self.upload.upload], self.on_upload, [self.upload, *models], [*view, *controls])
         view_in = [s, self.axis, self.index, self.window, self.level, self.width, *models]
-        self._on([self.axis.input, self.index.release, self.window.input, self.level.submit, self.width.submit],
-                 self.on_view, view_in, [*view, self.custom_box])
+        # a slice or window change draws the latest choice only: dragging the slider fires many
+        self._on([self.axis.input, self.index.input, self.index.release, self.window.input, self.level.submit,
+                  self.width.submit], self.on_view, view_in, [*view, self.custom_box], trigger_mode="always_last")
         # upload/clear, not change: opening an example empties this field without dropping its mask
         self._on([self.gt_upload.upload, self.gt_upload.clear], self.on_gt, [s, self.gt_upload, *models], view)
         self._on([self.canvas.select, self.canvas_b.select], self.on_click, [s, self.mode, *models], view)
