@@ -1,13 +1,15 @@
 """One prompt to a whole structure: slice-by-slice propagation through a volume, as MedSAM's 3D recipe.
 
 The user prompts one slice (a box, or clicks with a click-trained model). That slice is segmented;
-then each next slice, up and down, is prompted with the box of the previous slice's mask, enlarged by
-``MARGIN`` pixels. A direction stops at the volume's end, where the mask vanishes (fewer than
+then each next slice, up and down, is prompted with the box of the previous slice's mask, enlarged by a
+tenth of its size (at most ``MARGIN`` pixels). A direction stops at the volume's end, where the mask vanishes (fewer than
 ``MIN_PIXELS``), or where it changes implausibly from the previous slice: its area grows or shrinks
 more than ``MAX_AREA_CHANGE`` times, it overlaps the previous mask by less than ``MIN_OVERLAP`` IoU,
-or it no longer stands out from its surroundings (its contrast, the mean intensity inside minus the
-mean in the rest of its box, falls below ``MIN_CONTRAST`` of the prompted slice's): a box always
-yields some mask, so past the structure's end the model outlines whatever lies in the box. Only the slices visited are encoded, through the model's embedding
+or what it covers no longer looks like the structure: its mean intensity lies more than
+``MAX_INTENSITY_SHIFT`` standard deviations (of the prompted slice's mask) from the prompted
+slice's mean *and* more than half way to the mean of the structure's surroundings there (the rest of
+its box). A box always yields some mask, so past the structure's end the model outlines whatever
+lies in the box; that tissue looks different. Only the slices visited are encoded, through the model's embedding
 cache. Masks live in ``Scan.data``'s orientation (RAS+ for oriented volumes); views are ``Scan.slice``.
 """
 
@@ -24,11 +26,12 @@ from .predictor import Predictor, Prompt
 from .prompts import bbox
 from .scan import Scan, WindowSpec
 
-MARGIN = 5  # px added around the previous slice's mask box
+MARGIN = 5  # px added at most around the previous slice's mask box
 MIN_PIXELS = 10
 MAX_AREA_CHANGE = 3.0
 MIN_OVERLAP = 0.1
-MIN_CONTRAST = 0.3
+MAX_INTENSITY_SHIFT = 2.5
+MIN_SPREAD = 4.0  # gray levels: the smallest standard deviation the intensity test divides by
 
 
 @dataclass
@@ -49,23 +52,47 @@ class Propagation:
 
 
 def enlarged(mask: np.ndarray, margin: int = MARGIN) -> np.ndarray:
-    """The mask's tight box grown by ``margin`` pixels on each side, inside the slice."""
+    """The mask's tight box grown on each side by a tenth of its longer side, at least 1 and at most
+    ``margin`` pixels (small structures on small slices get small margins), inside the slice."""
     x0, y0, x1, y1 = bbox(mask)
+    margin = int(np.clip(round(0.1 * max(x1 - x0, y1 - y0)), 1, margin))
     h, w = mask.shape
     return np.array([max(x0 - margin, 0), max(y0 - margin, 0), min(x1 + margin, w - 1), min(y1 + margin, h - 1)])
 
 
-def contrast(rgb: np.ndarray, mask: np.ndarray, box: np.ndarray) -> float:
-    """Mean gray level inside the mask minus the mean in the rest of ``box`` (0 if either is empty)."""
-    gray = rgb.mean(axis=2)
-    x0, y0, x1, y1 = (int(v) for v in box)
-    ring = np.zeros_like(mask)
-    ring[y0:y1 + 1, x0:x1 + 1] = True
-    ring &= ~mask
-    return float(gray[mask].mean() - gray[ring].mean()) if mask.any() and ring.any() else 0.0
+@dataclass(frozen=True)
+class Appearance:
+    """The gray levels of a structure on its prompted slice: inside the mask, and around it in its box."""
+
+    mean: float
+    spread: float
+    around: float
+
+    @classmethod
+    def of(cls, rgb: np.ndarray, mask: np.ndarray, box: np.ndarray) -> Appearance:
+        gray = rgb.mean(axis=2)
+        x0, y0, x1, y1 = (int(v) for v in box)
+        ring = np.zeros_like(mask)
+        ring[y0:y1 + 1, x0:x1 + 1] = True
+        ring &= ~mask
+        inside = gray[mask]
+        if not inside.size:
+            return cls(0.0, MIN_SPREAD, 0.0)
+        return cls(float(inside.mean()), max(float(inside.std()), MIN_SPREAD),
+                   float(gray[ring].mean()) if ring.any() else float(inside.mean()))
+
+    def unlike(self, rgb: np.ndarray, mask: np.ndarray) -> float | None:
+        """How many standard deviations the mean under ``mask`` lies from the structure's, if it also
+        lies more than half way to its surroundings' mean; else None (it still looks like it)."""
+        if not mask.any():
+            return None
+        mean = float(rgb.mean(axis=2)[mask].mean())
+        sds = abs(mean - self.mean) / self.spread
+        toward = (mean - self.mean) / (self.around - self.mean) if self.around != self.mean else 0.0
+        return sds if sds > MAX_INTENSITY_SHIFT and toward > 0.5 else None
 
 
-def _why_stop(mask: np.ndarray, previous: np.ndarray, ratio: float) -> str | None:
+def _why_stop(mask: np.ndarray, previous: np.ndarray, shift: float | None) -> str | None:
     area, before = int(mask.sum()), int(previous.sum())
     if area < MIN_PIXELS:
         return "the mask vanished"
@@ -73,8 +100,8 @@ def _why_stop(mask: np.ndarray, previous: np.ndarray, ratio: float) -> str | Non
         return f"its area changed from {before} to {area} pixels"
     if iou(mask, previous) < MIN_OVERLAP:
         return "it no longer overlapped the previous slice"
-    if ratio < MIN_CONTRAST:
-        return f"it no longer stood out from its surroundings ({ratio:.0%} of the first slice's contrast)"
+    if shift is not None:
+        return f"what it covered no longer looked like the structure ({shift:.1f} SD from its mean intensity)"
     return None
 
 
@@ -85,12 +112,11 @@ def propagate(predictor: Predictor, scan: Scan, window: WindowSpec, axis: int, i
     n = scan.n_slices(axis)
     out = Propagation(np.zeros(scan.data.shape, bool), axis, index)
 
-    def segment(i: int, p: Prompt) -> tuple[np.ndarray, float]:
+    def segment(i: int, p: Prompt) -> tuple[np.ndarray, np.ndarray]:
         rgb = scan.render(window, axis, i)
         emb = predictor.set_image(rgb)
         out.encoded += not emb.cached
-        mask = predictor.predict_batch([p], embedding=emb)[0].masks[0]
-        return mask, contrast(rgb, mask, enlarged(mask, margin)) if mask.any() else 0.0
+        return predictor.predict_batch([p], embedding=emb)[0].masks[0], rgb
 
     def keep(i: int, mask: np.ndarray) -> None:
         np.moveaxis(out.mask, axis, 0)[i] = scan.unview(mask)
@@ -98,7 +124,8 @@ def propagate(predictor: Predictor, scan: Scan, window: WindowSpec, axis: int, i
         if progress:
             progress(min(len(out.areas) / n, 1.0), f"slice {i}")
 
-    first, first_contrast = segment(index, prompt)
+    first, rgb = segment(index, prompt)
+    look = Appearance.of(rgb, first, enlarged(first, margin) if first.any() else np.zeros(4))
     keep(index, first)
     if first.sum() < MIN_PIXELS:
         out.stopped = {"up": "the prompted slice gave no mask", "down": "the prompted slice gave no mask"}
@@ -108,8 +135,8 @@ def propagate(predictor: Predictor, scan: Scan, window: WindowSpec, axis: int, i
             if not 0 <= i < n:
                 out.stopped[direction] = "the end of the volume"
                 break
-            mask, c = segment(i, Prompt(box=enlarged(previous, margin), multimask=False))
-            reason = _why_stop(mask, previous, c / first_contrast if abs(first_contrast) >= 1 else 1.0)
+            mask, rgb = segment(i, Prompt(box=enlarged(previous, margin), multimask=False))
+            reason = _why_stop(mask, previous, look.unlike(rgb, mask))
             if reason:
                 out.stopped[direction] = f"slice {i}: {reason}"
                 break

@@ -71,10 +71,13 @@ def test_volume_scores_in_millimetres() -> None:
     assert volume_scores(a, a, (1.0, 1.0, 3.0)) == {"dice3d": 1.0, "iou3d": 1.0, "hd95_mm": 0.0, "nsd": 1.0}
 
 
-def test_enlarged_box_stays_inside() -> None:
-    m = np.zeros((30, 40), bool)
-    m[0:5, 35:40] = True
-    assert enlarged(m, 5).tolist() == [30, 0, 39, 9]
+def test_enlarged_box_grows_with_the_structure_and_stays_inside() -> None:
+    m = np.zeros((300, 400), bool)
+    m[0:5, 395:400] = True  # small: one pixel more, clipped at the border
+    assert enlarged(m, 5).tolist() == [394, 0, 399, 5]
+    big = np.zeros_like(m)
+    big[100:200, 100:220] = True  # a tenth of 119 px is more than the cap
+    assert enlarged(big, 5).tolist() == [95, 95, 224, 204]
 
 
 def _zip_series(folder: Path, out: Path) -> Path:
