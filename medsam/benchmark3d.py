@@ -44,9 +44,10 @@ from .predictor import Predictor, Prompt, load_model
 from .prompts import bbox
 from .scan import Scan
 from .settings import settings
+from .strategies import STRATEGIES_3D
 from .volume import Propagation, every_slice, propagate, volume_ml
 
-STRATEGIES = ("box_propagate", "box_every_slice", "box_ends_propagate")
+STRATEGIES = tuple(STRATEGIES_3D)
 COLUMNS = ["model", "dataset", "object", "image", "label_values", "reference", "split", "strategy", "axis",
            "dice3d", "nsd2mm", "hd95_mm", "volume_ml", "reference_ml", "slices", "reference_slices", "encoded",
            "seconds"]

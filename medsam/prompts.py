@@ -10,44 +10,18 @@ box jitter moves each edge by 0-10, 10-20 or 20-30 px.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from .metrics import components
 from .predictor import Prompt
+from .strategies import STRATEGIES, Strategy
 
 __all__ = [
     "STRATEGIES", "Strategy", "bbox", "center_point", "corrective_click", "enlarged_box",
     "interior_point", "jitter_box", "make_prompt", "negative_points", "random_points", "rng_for",
 ]
-
-
-@dataclass(frozen=True)
-class Strategy:
-    """A named prompt strategy; ``kind`` is "prompt" (one prompt per component), "interactive"
-    (corrective clicks on the whole mask) or "everything" (automatic masks, no prompt)."""
-
-    name: str
-    kind: str = "prompt"
-    random: bool = False
-    jitter: tuple[int, int] | None = None  # edge shift range in px
-
-
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in [
-    Strategy("point_center"),
-    Strategy("point_random", random=True),
-    Strategy("points_5pos", random=True),
-    Strategy("points_5pos5neg", random=True),
-    Strategy("box"),
-    Strategy("box_point"),
-    Strategy("box_jitter_10", random=True, jitter=(0, 10)),
-    Strategy("box_jitter_20", random=True, jitter=(10, 20)),
-    Strategy("box_jitter_30", random=True, jitter=(20, 30)),
-    Strategy("interactive", kind="interactive"),
-    Strategy("everything", kind="everything"),
-]}
 
 
 def rng_for(seed: int, *keys: str) -> np.random.Generator:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from medsam.strategies import GROUPS
 from medsam import dashboard as d
 from medsam.dashboard import names
 from medsam.dashboard.answers import QUESTIONS, build_answers
@@ -36,7 +37,7 @@ def test_every_benchmark_strategy_has_a_plain_name() -> None:
     assert d.strategy_name("everything") == "automatic (everything)"
     assert d.strategy_name("a_new_strategy") == "a_new_strategy"
     groups = [names.STRATEGY_GROUP[s] for s in d.STRATEGY_ORDER]
-    assert groups == sorted(groups, key=list(names.STRATEGY_GROUPS).index), "boxes, then clicks, then no prompt"
+    assert groups == sorted(groups, key=list(GROUPS).index), "boxes, then clicks, then no prompt"
 
 
 def test_models_are_named_for_what_they_are() -> None:
@@ -159,7 +160,7 @@ def test_panel_figures_follow_the_answers(answers, by_hand: pd.DataFrame) -> Non
     assert bars == pytest.approx(means[BASE].to_dict())
     assert list(where.layout.yaxis.categoryarray)[-1] == means.mean(axis=1).idxmax()  # the best at the top
     prompt = answers[1]["prompt"].figure
-    assert [a.text for a in prompt.layout.annotations] == list(names.STRATEGY_GROUPS)
+    assert [a.text for a in prompt.layout.annotations] == list(GROUPS)
     raw = {c[2] for t in prompt.data for c in t.customdata}
     assert raw == set(d.STRATEGY_ORDER) and "benchmark name" in prompt.data[0].hovertemplate
 

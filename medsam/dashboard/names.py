@@ -13,18 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-# Group title -> (benchmark name, name shown), in display order.
-STRATEGY_GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
-    "box prompts": (("box", "box"), ("box_point", "box + centre click"), ("box_jitter_10", "box jittered 0-10 px"),
-                    ("box_jitter_20", "box jittered 10-20 px"), ("box_jitter_30", "box jittered 20-30 px")),
-    "click prompts": (("point_center", "one click at the centre"), ("point_random", "one click at random"),
-                      ("points_5pos", "5 positive clicks"), ("points_5pos5neg", "5 positive + 5 negative clicks"),
-                      ("interactive", "up to 10 corrective clicks")),
-    "no prompt": (("everything", "automatic (everything)"),),
-}
-STRATEGY_NAMES = {raw: shown for members in STRATEGY_GROUPS.values() for raw, shown in members}
-STRATEGY_GROUP = {raw: group for group, members in STRATEGY_GROUPS.items() for raw, _ in members}
-STRATEGY_ORDER = tuple(STRATEGY_NAMES)
+from ..strategies import SHOWN_ORDER, STRATEGIES
+
+STRATEGY_NAMES = {name: STRATEGIES[name].shown for name in SHOWN_ORDER}
+STRATEGY_GROUP = {name: STRATEGIES[name].group for name in SHOWN_ORDER}
+STRATEGY_ORDER = SHOWN_ORDER
 
 
 @dataclass(frozen=True)
