@@ -1,6 +1,6 @@
 """Backend parity on the whole benchmark: box and point_center DICE per backend, against eager PyTorch.
 
-    python bench/backend_parity.py --data ../shared/datasets [--model litemedsam] [--limit N]
+    python -m bench.backend_parity --data ../shared/datasets [--model litemedsam] [--limit N]
 
 Runs ``medsam.benchmark`` with each backend (and OpenVINO in bfloat16) into ``--work`` (resumable;
 default ``~/.cache/medsam/parity``), then prints and writes ``results/backend_parity.json``: mean
@@ -19,11 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from medsam.benchmark import git_commit
+from medsam.paths import REPO, command_line
 
-from medsam.paths import command_line  # noqa: E402
-from medsam.benchmark import git_commit  # noqa: E402
 VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),
             "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16")}
 STRATEGIES = "box,point_center"
@@ -58,7 +56,7 @@ def main() -> None:
         means[variant] = rows.groupby("strategy")["dice"].mean().round(4).to_dict()
         counts[variant] = int(rows["mask"].nunique())
     report = {
-        "command": command_line(["python", "bench/backend_parity.py"], sys.argv[1:]), "model": args.model,
+        "command": command_line(["python", "-m", "bench.backend_parity"], sys.argv[1:]), "model": args.model,
         "git_commit": git_commit(REPO / "results"),
         "pairs": counts, "mean_dice": means, "tolerance": TOLERANCE,
         "difference_from_eager": {v: {s: round(m[s] - means["torch"][s], 4) for s in m} for v, m in means.items()},

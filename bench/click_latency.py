@@ -10,7 +10,7 @@ runs the event and downloads the mask PNG, two ways:
 - ``gradio_client``: the Python client, whose result thread polls for messages every 50 ms, so its
   round trip carries up to that much waiting per message on top of the same server work.
 
-    python bench/click_latency.py [--image PATH --box x0 y0 x1 y1] [--clicks 30] [--url URL]
+    python -m bench.click_latency [--image PATH --box x0 y0 x1 y1] [--clicks 30] [--url URL]
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from medsam.paths import command_line  # noqa: E402
-from medsam.benchmark import git_commit  # noqa: E402
+from medsam.benchmark import git_commit
+from medsam.paths import command_line
 
 
 def _phantom(folder: Path) -> tuple[Path, list[int]]:
@@ -128,7 +127,7 @@ def main() -> None:
     import tempfile
 
     image, box = (args.image, args.box) if args.image else _phantom(Path(tempfile.mkdtemp()))
-    figures = {"command": command_line(["python", "bench/click_latency.py"], sys.argv[1:]),
+    figures = {"command": command_line(["python", "-m", "bench.click_latency"], sys.argv[1:]),
                "git_commit": git_commit(Path(__file__).resolve().parents[1] / "results"),
                **measure(args.url or start_app(), image, box, args.clicks, args.model),
                "machine": f"{platform.machine()} cpus={os.cpu_count()}"}

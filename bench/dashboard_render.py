@@ -1,6 +1,6 @@
 """Time the Dashboard tab on a results folder: loading, the answers and figures, and the tab's Gradio Blocks.
 
-    python bench/dashboard_render.py [--results results] [--synthetic-rows 50000] [--repeats 5]
+    python -m bench.dashboard_render [--results results] [--synthetic-rows 50000] [--repeats 5]
 
 Prints the median of --repeats runs of each step with the number of rows; the target for the tab
 (Blocks construction: the CSVs loaded, the four answers and the table built) is under 2 s. A filter
@@ -17,7 +17,6 @@ import argparse
 import json
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,8 +24,6 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TARGETS = [("cosmos_heart_mri", "mri", "left_ventricle"), ("brats2021_flair_edema", "mri", "edema"),
            ("busi", "ultrasound", "breast_tumor"), ("camus_echo", "echocardiography", "left_ventricle"),

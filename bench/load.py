@@ -6,7 +6,7 @@ manifest, else generated ones). Warm-up: a box request to encode the image and o
 ``--clicks`` requests of the box plus a random interior point through ``/segment``. Reports errors,
 the median and p95 click latency, and the server's resident memory before, after warm-up and at the end.
 
-    python bench/load.py [--data DIR] [--users 8] [--clicks 25] [--out results/reliability.json]
+    python -m bench.load [--data DIR] [--users 8] [--clicks 25] [--out results/reliability.json]
 """
 
 from __future__ import annotations
@@ -28,12 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from medsam.ui import launch_kwargs, queue_kwargs  # noqa: E402  (the settings app.py launches with)
-from medsam.paths import command_line  # noqa: E402
-from medsam.benchmark import git_commit  # noqa: E402
+from medsam.benchmark import git_commit
+from medsam.paths import REPO, command_line
+from medsam.ui import launch_kwargs, queue_kwargs  # the settings app.py launches with
 
 MODEL = "litemedsam"
 
@@ -200,7 +197,7 @@ def main() -> None:
     errors = [e for u in users for e in u.errors]
     commit = git_commit(REPO / "results")
     figures = {
-        "command": command_line(["python", "bench/load.py"], sys.argv[1:]),
+        "command": command_line(["python", "-m", "bench.load"], sys.argv[1:]),
         "git_commit": commit,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),

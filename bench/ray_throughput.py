@@ -1,6 +1,6 @@
 """Benchmark throughput on Ray (issue 9) beside the local engine, measured in one run.
 
-    python bench/ray_throughput.py --data ../shared/datasets [--pairs 12] [--out results/ray_throughput.json]
+    python -m bench.ray_throughput --data ../shared/datasets [--pairs 12] [--out results/ray_throughput.json]
 
 Runs ``python -m medsam.benchmark`` (all strategies, the default backend) on the first ``--pairs``
 pairs three ways, each in a fresh process with a fresh embedding cache (so every image is encoded,
@@ -23,11 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from medsam.paths import command_line  # noqa: E402
-from medsam.benchmark import git_commit  # noqa: E402
+from medsam.benchmark import git_commit
+from medsam.paths import REPO, command_line
 
 
 def one_run(data: Path, pairs: int, extra: list[str]) -> tuple[float, pd.DataFrame, dict]:
@@ -54,7 +51,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     configs = {"local": [], "ray_1_worker": ["--engine", "ray", "--workers", "1"],
                f"ray_{cores}_workers": ["--engine", "ray", "--workers", str(cores)]}
-    fig: dict = {"command": command_line(["python", "bench/ray_throughput.py"], sys.argv[1:]),
+    fig: dict = {"command": command_line(["python", "-m", "bench.ray_throughput"], sys.argv[1:]),
                  "git_commit": git_commit(REPO / "results"),
                  "date": time.strftime("%Y-%m-%d"),
                  "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores},

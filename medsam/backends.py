@@ -8,7 +8,7 @@ does: box corners are points labelled 2 and 3, a prompt without a box gets one p
 labelled -1, so any number of prompts and points goes through one graph.
 
 ``MEDSAM_BACKEND`` (``auto``, ``openvino``, ``onnxruntime`` or ``torch``) or the ``backend`` argument
-picks one; ``auto`` takes the fastest installed (measured by ``bench/backends.py``: OpenVINO, then
+picks one; ``auto`` takes the fastest installed (measured by ``bench/perf.py and bench/backend_parity.py``: OpenVINO, then
 ONNX Runtime, then eager PyTorch). ``MEDSAM_PRECISION=bf16`` lets OpenVINO compute in bfloat16 on
 CPUs that support it (faster, less exact; the default ``f32`` matches eager PyTorch).
 """

@@ -104,7 +104,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, help="only the first N pairs (round-robin over datasets)")
     p.add_argument("--shard", help="i/n: run the i-th of n disjoint parts of the pairs (by image)")
     p.add_argument("--backend", help="inference backend: auto (default: MEDSAM_BACKEND, else the fastest "
-                   "installed), openvino, onnxruntime or torch; masks agree (see bench/backends.py)")
+                   "installed), openvino, onnxruntime or torch; masks agree (see bench/perf.py and bench/backend_parity.py)")
     p.add_argument("--report", action="store_true",
                    help="print the per-strategy means, best/worst box targets and descriptor correlations of "
                         "--out's benchmark.csv and exit")

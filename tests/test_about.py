@@ -8,7 +8,7 @@ from pathlib import Path
 from medsam.ui import RESULTS
 from medsam.ui.about_tab import performance as _performance
 
-PERF = {"command": "python bench/perf.py --data D", "date": "2026-11-24", "git_commit": "abc1234",
+PERF = {"command": "python -m bench.perf --data D", "date": "2026-11-24", "git_commit": "abc1234",
         "machine": {"cores": 2},
         "encoder_ms": {"torch": 1300.0, "openvino": 300.0},
         "encoder_speedup": {"torch": {"vs_eager": 1.0}, "openvino": {"vs_eager": 4.33}},

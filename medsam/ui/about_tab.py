@@ -34,7 +34,7 @@ labels are TotalSegmentator predictions, shown as a reference, not as expert gro
 
 
 def performance(path: Path) -> str:
-    """The speed table from ``bench/perf.py``'s results, if they were committed."""
+    """The speed table from ``python -m bench.perf``'s results, if they were committed."""
     try:
         perf = json.loads(path.read_text())
         enc, dec, speed = perf["encoder_ms"], perf["decoder"], perf["encoder_speedup"]
@@ -71,7 +71,7 @@ def _compute_bound(bound: dict | None) -> str:
 
 
 def _first_visit(first: dict | None) -> str:
-    """How long a fresh start takes until the first visitor sees a mask (``bench/first_visit.py``)."""
+    """How long a fresh start takes until the first visitor sees a mask (``python -m bench.first_visit``)."""
     if not first:
         return ""
     return (f"\nA fresh start with empty caches (`{first['command']}`): the page answers after "
