@@ -69,6 +69,11 @@ def page(app_url: str):
         browser.close()
 
 
+def _fresh(page) -> None:
+    """Open the app anew, without the query of a shared link an earlier test opened."""
+    page.goto(page.url.split("?")[0])
+
+
 def _click_image(page, x: float, y: float) -> None:
     """Click at image pixel (x, y) on the canvas, whatever its displayed scale."""
     page.wait_for_function("() => { const i = document.querySelector('#canvas img');"
@@ -120,7 +125,7 @@ def test_browser_box_click_and_dice(page, phantom_files) -> None:
 
 
 def test_browser_bad_file_keeps_serving(page, tmp_path: Path, phantom_files) -> None:
-    page.reload()
+    _fresh(page)
     page.wait_for_selector("#canvas")
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
@@ -151,7 +156,7 @@ def test_browser_first_visit_shows_a_segmented_example(page) -> None:
     from medsam.gallery import all_examples
 
     first = all_examples(configured_data())[0]
-    page.reload()
+    _fresh(page)
     status = _wait_example(page, first)  # no user action: the page opens on an example, segmented
     page.wait_for_function("() => { const i = document.querySelector('#canvas img');"
                            " return i && i.complete && i.naturalWidth > 0; }")
@@ -167,7 +172,7 @@ def test_browser_every_example_opens_and_segments(page) -> None:
     from medsam.gallery import all_examples, by_group
     from medsam.ui.segment_tab import gallery_id
 
-    page.reload()
+    _fresh(page)
     page.wait_for_selector("#examples")
     examples = all_examples(configured_data())
     for modality, items in by_group(examples).items():
@@ -185,7 +190,7 @@ def test_browser_compare_side_by_side(page, phantom_files) -> None:
     from medsam.ui import default_models
 
     image, _, (x0, y0, x1, y1) = phantom_files
-    page.reload()
+    _fresh(page)
     page.wait_for_selector("#canvas")
     page.locator("#upload input[type=file]").set_input_files(str(image))
     _wait_status(page, "Add a prompt")
@@ -206,7 +211,7 @@ def test_browser_compare_side_by_side(page, phantom_files) -> None:
 
 def test_browser_prompt_free_head(page, phantom_files) -> None:
     image, mask, _ = phantom_files
-    page.reload()
+    _fresh(page)
     page.wait_for_selector("#canvas")
     page.locator("#upload input[type=file]").set_input_files(str(image))
     _wait_status(page, "Add a prompt")
@@ -231,7 +236,7 @@ def _noise_png(folder: Path, seed: int) -> Path:
 
 def test_browser_dropdowns_opened_and_closed_are_harmless(page) -> None:
     """Opening a dropdown and closing it without a choice changes nothing and is no error."""
-    page.reload()
+    _fresh(page)
     _wait_status(page, "DICE")
     before = page.locator("#status").inner_text()
     for dropdown in ("#model", "#window", "#head"):
@@ -248,7 +253,7 @@ def test_browser_dropdowns_opened_and_closed_are_harmless(page) -> None:
 def test_browser_clear_while_a_slow_box_runs_leaves_no_stale_mask(page, tmp_path: Path) -> None:
     """A box whose image is still being encoded, then Clear at once: the box's result must not
     land after the Clear (it did when each event had its own queue)."""
-    page.reload()
+    _fresh(page)
     _wait_status(page, "DICE")
     page.locator("#upload input[type=file]").set_input_files(str(_noise_png(tmp_path, 1)))
     _wait_status(page, "Add a prompt")
@@ -267,7 +272,7 @@ def test_browser_clear_while_a_slow_box_runs_leaves_no_stale_mask(page, tmp_path
 def test_browser_ct_volume_and_dicom_open_with_their_windows(page, tmp_path: Path) -> None:
     from medsam.gallery import BUNDLED
 
-    page.reload()
+    _fresh(page)
     _wait_status(page, "DICE")
     page.locator("#upload input[type=file]").set_input_files(str(BUNDLED / "volumes" / "ct_abdomen.nii.gz"))
     _wait_status(page, "Add a prompt")
@@ -284,7 +289,7 @@ def test_browser_ct_volume_and_dicom_open_with_their_windows(page, tmp_path: Pat
 
 
 def test_browser_head_says_what_it_was_trained_on(page) -> None:
-    page.reload()
+    _fresh(page)
     status = _wait_status(page, "DICE")  # the opening example: a CT slice
     assert page.locator("#head input").input_value() == "", "no head is chosen for the user"
     page.locator("#head-run").click()
@@ -303,7 +308,7 @@ def test_browser_compare_exports_both_masks_and_keeps_the_numbers(page) -> None:
     from medsam.models import REGISTRY
     from medsam.ui import default_models
 
-    page.reload()
+    _fresh(page)
     _wait_status(page, "DICE")
     page.get_by_label("Compare with a second model on the same prompts").check()
     titles = [REGISTRY[m].title for m in default_models()]
@@ -322,7 +327,7 @@ def test_browser_narrow_screen_shows_the_picture_first(page) -> None:
     """At 400 px the page does not overflow sideways and the picture comes before the controls."""
     page.set_viewport_size({"width": 400, "height": 800})
     try:
-        page.reload()
+        _fresh(page)
         _wait_status(page, "DICE")
         assert page.evaluate("document.documentElement.scrollWidth") <= 400
         canvas, upload = (page.locator(sel).bounding_box() for sel in ("#canvas", "#upload"))
@@ -415,7 +420,7 @@ def test_browser_dicom_series_to_a_whole_organ_and_back_as_dicom_seg(page, tmp_p
     scan = load_series(folder)
     liver = load_scan(BUNDLED / "volumes" / "ct_abdomen_dicom_labels.nii.gz").data == 5
     x0, y0, x1, y1 = bbox(scan.view(liver, 2, scan.n_slices(2) // 2))  # the slice the series opens on
-    page.reload()
+    _fresh(page)
     _wait_status(page, "DICE")
     page.locator("#upload input[type=file]").set_input_files([str(f) for f in sorted(folder.iterdir())])
     _wait_status(page, "Add a prompt")
@@ -450,7 +455,7 @@ def test_browser_dicom_series_to_a_whole_organ_and_back_as_dicom_seg(page, tmp_p
 
 
 def test_browser_dashboard_renders(page) -> None:
-    page.reload()
+    _fresh(page)
     page.wait_for_selector("#canvas")
     page.get_by_role("tab", name="Dashboard").click()
     page.wait_for_selector("#dash-intro")
@@ -577,7 +582,7 @@ def _server_paths() -> list[str]:
 def test_pages_and_endpoints_show_no_server_path(page, client) -> None:
     import re
 
-    page.reload()
+    _fresh(page)
     _wait_status(page, "DICE")
     texts = [page.locator("body").inner_text()]
     for tab in ("Dashboard", "About"):
