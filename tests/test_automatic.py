@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from medsam import automatic, load_model
+from medsam.models import AutoFilters
 from medsam.predictor import Predictor
 
 from conftest import build_tiny_sam, phantom, tiny_spec
@@ -16,8 +17,8 @@ def test_everything_keeps_sorted_distinct_masks(tmp_path) -> None:
     predictor = Predictor(tiny_spec(tmp_path), build_tiny_sam())
     emb = predictor.set_image(image)
     seen: list[float] = []
-    masks = automatic.generate(predictor, emb, points_per_side=6, pred_iou_thresh=-1e9, stability_thresh=0.0,
-                               batch_size=16, progress=seen.append)
+    masks = automatic.generate(predictor, emb, points_per_side=6, filters=AutoFilters(None, 0.0, "test"),
+                               progress=seen.append).masks
     assert masks and seen[-1] == 1.0 and seen == sorted(seen)
     assert all(m.mask.shape == image.shape and m.area == m.mask.sum() > 0 for m in masks)
     assert [m.score for m in masks] == sorted((m.score for m in masks), reverse=True)
