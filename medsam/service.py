@@ -1,7 +1,8 @@
 """What the app computes, without any Gradio: a prompting session and the stateless API call.
 
 The UI keeps one ``Session`` per browser tab; every handler is a small function from a session and
-an action to a new view. ``segment_files`` is the API endpoint's work: files in, mask and numbers out.
+an action to a new view. ``segment_files`` and ``everything_files`` are the API endpoints' work: files
+in, mask (or label map) and numbers out.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from PIL import Image
 
 from . import automatic, imaging
 from .errors import InputError, MedsamError
@@ -34,6 +36,8 @@ AXES = {"Axial": 2, "Coronal": 1, "Sagittal": 0}
 MODES = ("Positive point", "Negative point", "Box (2 clicks)")
 MAX_PROMPT_CHARS = 1_000_000
 """Longest prompts JSON that ``segment_files`` parses; MAX_POINTS then bounds the points it may hold."""
+EVERYTHING_GRID = 16
+"""Points per side of everything mode's grid in the app and the API."""
 EXPORT_TTL_S = 600
 """Exported masks are deleted after this many seconds (Gradio has copied what it serves by then)."""
 _EXPORT_DIR = Path(tempfile.mkdtemp(prefix="medsam-export-"))
@@ -117,13 +121,39 @@ def segment_with_head(path: Path, rgb: np.ndarray, gt: np.ndarray | None = None)
 
 def everything(model: str, rgb: np.ndarray, progress: Callable[[float], None] | None = None
                ) -> tuple[np.ndarray, str]:
-    """Automatic masks from a 16x16 point grid: a label map (largest painted first) and a sentence."""
+    """Automatic masks from a 16x16 point grid: a label map (largest painted first) and sentences
+    saying what was found, or why nothing was, for this model."""
     predictor = load_model(model)
-    masks = automatic.generate(predictor, predictor.set_image(rgb), progress=progress)
-    note = f"Everything mode: {len(masks)} masks from a 16x16 point grid."
-    if not masks:
-        note += " None passed the quality filters (box-only models rarely produce any)."
-    return automatic.label_map(masks, rgb.shape[:2]), note
+    result = automatic.generate(predictor, predictor.set_image(rgb), EVERYTHING_GRID, progress=progress)
+    return automatic.label_map(result.masks, rgb.shape[:2]), automatic.describe(result, predictor.spec)
+
+
+def everything_files(image: str | Path, model: str = "litemedsam") -> tuple[Path, dict[str, Any]]:
+    """The API's ``everything``: an image file (a volume: its middle axial slice) -> a label-map PNG
+    (0 none, i the i-th mask of ``scores``; 16-bit beyond 255 masks) and numbers. The PNG is deleted
+    after EXPORT_TTL_S seconds."""
+    if model not in REGISTRY:
+        get_spec(model)  # raises the plain "Unknown model" message
+    session = Session()
+    session.load(image, Path(str(image)).name)
+    assert session.rgb is not None
+    start = time.perf_counter()
+    predictor = load_model(model)
+    emb = predictor.set_image(session.rgb)
+    result = automatic.generate(predictor, emb, EVERYTHING_GRID)
+    seconds = time.perf_counter() - start
+    labels = automatic.label_map(result.masks, session.rgb.shape[:2])
+    _prune_exports()
+    png = Path(tempfile.mkdtemp(dir=_EXPORT_DIR)) / f"{Path(session.filename).name.split('.')[0] or 'image'}_everything.png"
+    Image.fromarray(labels.astype(np.uint8 if len(result.masks) < 256 else np.uint16)).save(png, format="PNG")
+    f = result.filters
+    return png, {"model": model, "masks": len(result.masks), "seconds": round(seconds, 2), "grid": EVERYTHING_GRID,
+                 "candidates": result.tally.candidates, "passed_filters": result.tally.passed,
+                 "filters": {"pred_iou": f.pred_iou, "stability": f.stability},
+                 "scores": [round(m.score, 4) for m in result.masks],
+                 "stability": [round(m.stability, 4) for m in result.masks], "areas": [m.area for m in result.masks],
+                 "encode_ms": round(emb.encode_ms, 1), "embedding_cached": emb.cached,
+                 "image_size": list(session.rgb.shape[1::-1]), "note": automatic.describe(result, predictor.spec)}
 
 
 def score(run: ModelRun, gt: np.ndarray | None) -> None:
