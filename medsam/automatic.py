@@ -59,7 +59,7 @@ class Candidates:
     logits: torch.Tensor  # (N, 256, 256) low-res logits, padding included
     scores: torch.Tensor  # (N,) predicted IoU
     stability: torch.Tensor  # (N,)
-    crop: tuple[int, int]  # (h, w) of the image inside the low-res grid
+    boxes: torch.Tensor  # (N, 4) float box of each mask on the low-res grid, for NMS
     tally: Tally
 
 
@@ -96,12 +96,11 @@ def candidates(predictor: Predictor, embedding: Embedding, points_per_side: int,
         stable = nonempty & (stability >= filters.stability)
         counts += [int(nonempty.sum()), int(confident.sum()), int(stable.sum()), int((confident & stable).sum())]
         keep = confident & stable
-        kept.append((low_res[keep], scores[keep], stability[keep]))
+        kept.append((low_res[keep], scores[keep], stability[keep], batched_mask_to_box(inside[keep] > 0).float()))
         if progress:
             progress(min(1.0, (start + GRID_BATCH) / len(points)))
-    logits, scores, stability = (torch.cat([k[i] for k in kept]) for i in range(3))
-    tally = Tally(points_per_side, 3 * len(points), *(int(c) for c in counts))
-    return Candidates(logits, scores, stability, (crop[0], crop[1]), tally)
+    logits, scores, stability, boxes = (torch.cat([k[i] for k in kept]) for i in range(4))
+    return Candidates(logits, scores, stability, boxes, Tally(points_per_side, 3 * len(points), *map(int, counts)))
 
 
 def select(c: Candidates, filters: AutoFilters) -> torch.Tensor:
@@ -110,10 +109,7 @@ def select(c: Candidates, filters: AutoFilters) -> torch.Tensor:
     if filters.pred_iou is not None:
         ok &= c.scores >= filters.pred_iou
     idx = torch.nonzero(ok)[:, 0]
-    if len(idx) == 0:
-        return idx
-    boxes = batched_mask_to_box(c.logits[idx, :c.crop[0], :c.crop[1]] > 0).float()
-    return idx[batched_nms(boxes, c.scores[idx], torch.zeros_like(boxes[:, 0]), NMS_THRESH)]
+    return idx[batched_nms(c.boxes[idx], c.scores[idx], torch.zeros_like(idx), NMS_THRESH)]
 
 
 def upscale(predictor: Predictor, embedding: Embedding, logits: torch.Tensor) -> np.ndarray:
