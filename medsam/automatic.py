@@ -146,22 +146,29 @@ def describe(result: Everything, spec: ModelSpec) -> str:
     source = f"Everything mode ({spec.name}): {{}} from a {t.grid}x{t.grid} point grid ({t.candidates} candidate masks)"
     if result.masks:
         n = len(result.masks)
-        return (source.format(f"{n} mask{'s' if n != 1 else ''}") + ", kept for " + " and ".join(filter(None, [iou, stable]))
-                + f", overlaps removed, in {result.seconds:.1f} s.")
-    if t.nonempty == 0:
-        why = "all of them were empty"
-    elif t.passed:
-        why = f"the {t.passed} that passed the filters were too small to show at the image size"
-    elif iou and t.confident == 0:
-        why = f"none of the {t.nonempty} non-empty ones had {iou}"
-    elif t.stable == 0:
-        why = f"none of the {t.nonempty} non-empty ones had {stable} (the mask barely changes between logit -1 and +1)"
+        rules = [r for r in (iou, stable if f.stability > 0 else None) if r]
+        kept = "kept for " + " and ".join(rules) if rules else "every non-empty one kept"
+        note = source.format(f"{n} mask{'s' if n != 1 else ''}") + f", {kept}, overlaps removed; " \
+            f"{result.seconds:.1f} s of decoding."
     else:
-        why = f"of the {t.nonempty} non-empty ones, {t.confident} had {iou} and {t.stable} had {stable}, but none had both"
-    note = source.format("no mask") + f": {why}."
+        note = source.format("no mask") + f": {_why_none(t, iou, stable)}."
     if spec.prompts == "box":
-        note += f" {spec.name} was trained with box prompts only, so single clicks give near-empty masks; draw a box instead."
+        note += (f" {spec.name} was trained with box prompts only, so masks from single clicks are unreliable; "
+                 f"draw a box instead.")
     return note
+
+
+def _why_none(t: Tally, iou: str | None, stable: str) -> str:
+    if t.nonempty == 0:
+        return "all of them were empty"
+    if t.passed:
+        return f"the {t.passed} that passed the filters were too small to show at the image size"
+    if iou and t.confident == 0:
+        return f"none of the {t.nonempty} non-empty ones had {iou}"
+    if t.stable == 0:
+        return (f"none of the {t.nonempty} non-empty ones had {stable} (a stable mask barely changes as its "
+                f"threshold moves from logit -1 to +1)")
+    return f"of the {t.nonempty} non-empty ones, {t.confident} had {iou} and {t.stable} had {stable}, but none had both"
 
 
 def label_map(masks: list[AutoMask], shape: tuple[int, int]) -> np.ndarray:

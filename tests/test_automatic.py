@@ -84,12 +84,15 @@ def test_the_sentence_is_true_for_the_model() -> None:
     ft, lite = REGISTRY["litemedsam_ft"], REGISTRY["litemedsam"]
     assert automatic.describe(_result(12, passed=40), ft) == (
         "Everything mode (litemedsam_ft): 12 masks from a 16x16 point grid (768 candidate masks), kept for "
-        "predicted IoU >= 0.6 and stability >= 0.8, overlaps removed, in 7.3 s.")
+        "predicted IoU >= 0.6 and stability >= 0.8, overlaps removed; 7.3 s of decoding.")
     note = automatic.describe(_result(0, stable=0), ft)
     assert "none of the 700 non-empty ones had stability >= 0.8" in note and "box" not in note
     note = automatic.describe(_result(0, confident=0), lite)
     assert "none of the 700 non-empty ones had predicted IoU >= 0.6" in note
     assert "litemedsam was trained with box prompts only" in note
+    assert "box prompts only" in automatic.describe(_result(3, passed=3), lite)
+    loose = replace(_result(3, passed=3), filters=AutoFilters(None, 0.0, "test"))
+    assert "(768 candidate masks), every non-empty one kept, overlaps removed" in automatic.describe(loose, ft)
     assert "300 had predicted IoU >= 0.6 and 200 had stability >= 0.8, but none had both" in \
         automatic.describe(_result(0), ft)
     assert "all of them were empty" in automatic.describe(_result(0, nonempty=0), ft)
