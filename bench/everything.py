@@ -12,7 +12,8 @@ model's filters (``ModelSpec.everything``):
   a time (each click's three candidates upscaled to the image size).
 
 The paths run in turn on each image, so they share the machine's conditions. Prints seconds per
-image (encode included) and the speed-ups, checks that the paths find the same masks, and records
+image (encode included) and the speed-ups, checks that the paths find the same masks, then times the
+click graph alone for several batch sizes (``backends.GRID_BATCH``, set here for each one), and records
 everything with the command, commit and machine to ``--out``.
 """
 
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from segment_anything.utils.amg import batched_mask_to_box, calculate_stability_score
 
-from medsam import automatic, load_model
+from medsam import automatic, backends, load_model
 from medsam.backends import threads
 from medsam.benchmark import git_commit
 from medsam.imaging import load_rgb
@@ -84,10 +85,30 @@ def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(np.mean([max((m & n).sum() / (m | n).sum() for n in b) for m in a]))
 
 
+def batch_sizes(predictor: Predictor, sizes: list[int], repeats: int = 3) -> dict[int, float]:
+    """Milliseconds per click of the click graph alone (16x16 grid on the CT example), per batch size."""
+    emb = predictor.set_image(load_rgb(REPO / "assets" / "examples" / "images" / IMAGES["ct"]))
+    clicks = automatic.grid_points(16, *emb.geometry.original)
+    engines = {}
+    for size in sizes:  # each engine compiles its click graph for the batch size set at its first use
+        backends.GRID_BATCH = size
+        engines[size] = backends.make_engine(predictor.model, predictor.spec.input_size, predictor.backend)
+        engines[size].decode_clicks(clicks[:size], emb)
+    times: dict[int, list[float]] = {size: [] for size in sizes}
+    for _ in range(repeats):  # interleaved, so that every size sees the same conditions
+        for size, engine in engines.items():
+            backends.GRID_BATCH = size
+            start = time.perf_counter()
+            engine.decode_clicks(clicks, emb)
+            times[size].append((time.perf_counter() - start) * 1e3 / len(clicks))
+    return {size: round(float(np.median(t)), 1) for size, t in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="litemedsam_ft")
     parser.add_argument("--grid", type=int, default=16)
+    parser.add_argument("--batches", default="8,16,32", help="click-graph batch sizes to time (empty: none)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "everything.json")
     args = parser.parse_args()
     shared = load_model(args.model)
@@ -112,6 +133,7 @@ def main() -> None:
         print(f"{modality:10s} {name:36s} " + "  ".join(f"{p} {s:5.1f} s" for p, s in row["seconds"].items())
               + f"  masks {row['masks']}", flush=True)
     median = {p: float(np.median([r["seconds"][p] for r in rows])) for p in PATHS}
+    per_click_ms = batch_sizes(predictor, [int(b) for b in args.batches.split(",") if b])
     record = {"command": command_line(["python", "-m", "bench.everything"], sys.argv[1:]),
               "git_commit": git_commit(args.out.parent), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": threads(),
@@ -119,12 +141,14 @@ def main() -> None:
               "model": args.model, "backend": predictor.engine.tag, "grid": args.grid,
               "filters": {"pred_iou": predictor.spec.everything.pred_iou, "stability": predictor.spec.everything.stability},
               "median_seconds": median, "speedup": {p: round(median[p] / median["grid"], 2) for p in PATHS},
-              "images": rows}
+              "images": rows, "click_graph_ms_per_click_by_batch": per_click_ms}
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"median seconds per image ({args.grid}x{args.grid} grid, encode included): "
           + ", ".join(f"{p} {s:.1f}" for p, s in median.items())
           + f"; grid is {median['batch64'] / median['grid']:.1f}x faster than batch64 and "
           f"{median['per_click'] / median['grid']:.1f}x faster than per_click")
+    if per_click_ms:
+        print("click graph, ms per click by batch size: " + ", ".join(f"{b}: {ms}" for b, ms in per_click_ms.items()))
 
 
 if __name__ == "__main__":

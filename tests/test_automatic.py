@@ -112,3 +112,14 @@ def test_box_only_litemedsam_keeps_only_faint_masks_from_clicks() -> None:
     predictor = load_model("litemedsam")
     c = automatic.candidates(predictor, predictor.set_image(phantom()[0]), 4, KEEP_ALL)
     assert c.tally.nonempty > 0 and float(c.stability.max()) == 0.0 and float(c.logits.max()) < 1.0
+
+
+def test_the_filter_search_takes_the_fewest_masks_near_the_best_dice() -> None:
+    import pandas as pd
+
+    from medsam.finetune.filters import TOLERANCE, choose
+
+    table = pd.DataFrame({"pred_iou": [None, 0.5, 0.7, 0.9], "stability": [0.0, 0.5, 0.7, 0.9],
+                          "dice": [0.60, 0.61, 0.61 - TOLERANCE / 2, 0.40], "masks_per_image": [90, 40, 12, 2]})
+    best, chosen = choose(table)
+    assert (best["pred_iou"], chosen["pred_iou"]) == (0.5, 0.7)
