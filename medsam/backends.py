@@ -5,7 +5,9 @@ The image encoder and the prompt encoder + mask decoder are exported once per we
 hash of the weights and the torch/onnx versions) to ``<checkpoint dir>/exported/`` and reused on
 later starts. The decoder graph takes prompts as padded point arrays, as SAM's own ONNX export
 does: box corners are points labelled 2 and 3, a prompt without a box gets one padding point
-labelled -1, so any number of prompts and points goes through one graph.
+labelled -1, so any number of prompts and points goes through one graph. Everything mode's grid of
+single clicks has a graph of its own (``GridGraph``, exported on first use) that does the
+prompt-independent image work once per batch instead of once per click.
 
 ``MEDSAM_BACKEND`` (``auto``, ``openvino``, ``onnxruntime`` or ``torch``) or the ``backend`` argument
 picks one; ``auto`` takes the fastest installed (measured by ``bench/perf.py and bench/backend_parity.py``: OpenVINO, then
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
 
 BACKENDS = ("openvino", "onnxruntime", "torch")  # fastest first; each is also its module's name
 GRAPH_VERSION = "1"  # bump when the exported wrappers below change
+GRID_BATCH = 16
+"""Clicks per ``GridGraph`` call: OpenVINO compiles that graph for exactly this batch (a static
+shape is faster than a dynamic one); 8-32 cost the same per click on 2 cores (bench/everything.py)."""
 
 
 @functools.cache
@@ -90,6 +95,10 @@ class Engine(Protocol):
     def decode(self, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts of one structure -> low-res logits (B, C, 256, 256) and predicted IoU (B, C)."""
 
+    def decode_clicks(self, points: np.ndarray, emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
+        """Single positive clicks (B, 2) in original pixels -> the multimask candidates' low-res
+        logits (B, 3, 256, 256) and predicted IoU (B, 3), as ``decode`` gives them for each click."""
+
 
 class TorchEngine:
     """Eager PyTorch: the reference every other backend is checked against."""
@@ -107,6 +116,11 @@ class TorchEngine:
     def decode(self, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
         from .predictor import decode_prompts
         return decode_prompts(self.model, prompts, emb)
+
+    @torch.inference_mode()
+    def decode_clicks(self, points: np.ndarray, emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
+        coords = torch.as_tensor(points * emb.geometry.scale, dtype=torch.float32)
+        return GridGraph(self.model)(emb.features, coords)
 
 
 class DecoderGraph(torch.nn.Module):
@@ -128,6 +142,35 @@ class DecoderGraph(torch.nn.Module):
         dense = pe.mask_downscaling(mask_input) * has_mask_input + \
             (1 - has_mask_input) * pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
         return self.mask_decoder.predict_masks(image_embeddings, pe.get_dense_pe(), sparse, dense)
+
+
+class GridGraph(torch.nn.Module):
+    """``DecoderGraph`` for a batch of single positive clicks with no mask input, returning the three
+    multimask candidates. The image embedding keeps batch size 1 and broadcasts against the clicks,
+    so the first transformer layer's image projections (about a third of the decoder's work) run
+    once per batch; every other operation is the same as in ``MaskDecoder.predict_masks``."""
+
+    def __init__(self, model: Sam) -> None:
+        super().__init__()
+        self.prompt_encoder = model.prompt_encoder
+        self.mask_decoder = model.mask_decoder
+
+    def forward(self, image_embeddings: torch.Tensor, point_coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, 256, 64, 64) embedding and (B, 2) clicks in model-input pixels -> (B, 3, 256, 256), (B, 3)."""
+        pe, md = self.prompt_encoder, self.mask_decoder
+        n = point_coords.shape[0]  # not len(): the exported graph keeps the batch size dynamic
+        click = pe.pe_layer.forward_with_coords(point_coords[:, None] + 0.5, pe.input_image_size)[:, 0]
+        click = click + pe.point_embeddings[1].weight
+        padding = pe.not_a_point_embed.weight.expand(n, -1)
+        output_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight]).expand(n, -1, -1)
+        tokens = torch.cat([output_tokens, torch.stack([click, padding], 1)], 1)
+        src = image_embeddings + pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        hs, src = md.transformer(src, pe.get_dense_pe(), tokens)
+        c, h, w = image_embeddings.shape[1:]
+        upscaled = md.output_upscaling(src.transpose(1, 2).reshape(n, c, h, w))
+        hyper = torch.stack([mlp(hs[:, 1 + i]) for i, mlp in enumerate(md.output_hypernetworks_mlps)], 1)
+        masks = (hyper @ upscaled.flatten(2)).view(n, -1, *upscaled.shape[2:])
+        return masks[:, 1:], md.iou_prediction_head(hs[:, 0])[:, 1:]
 
 
 def prompt_arrays(prompts: list[Prompt], scale: np.ndarray) -> dict[str, np.ndarray]:
@@ -205,32 +248,56 @@ def export_graphs(model: Sam, input_size: int) -> tuple[Path, Path]:
     return enc, dec
 
 
+def export_grid_graph(model: Sam) -> Path:
+    """``GridGraph`` as an ONNX file, exported on first use."""
+    path = export_dir() / f"grid-{weights_key(model.prompt_encoder, model.mask_decoder)}" / "grid.onnx"
+    clicks = {0: "clicks"}
+    with torch.no_grad():
+        _export(GridGraph(model).eval(), (torch.zeros(1, 256, 64, 64), torch.zeros(2, 2)), path,
+                (["image_embeddings", "point_coords"], ["low_res", "iou"]),
+                {"point_coords": clicks, "low_res": clicks, "iou": clicks})
+    return path
+
+
+@functools.cache
+def _openvino_core(cache_dir: str):
+    """One OpenVINO runtime per compiled-model cache folder."""
+    import openvino as ov
+    core = ov.Core()
+    core.set_property({"CACHE_DIR": cache_dir})
+    return core
+
+
 class GraphEngine:
-    """Exported graphs run by OpenVINO or ONNX Runtime."""
+    """Exported graphs run by OpenVINO or ONNX Runtime. The click graph is compiled on its first use."""
 
     def __init__(self, model: Sam, input_size: int, backend: str) -> None:
         self.name = backend
         self.tag = f"{backend}-bf16" if backend == "openvino" and precision() == "bf16" else backend
         enc, dec = export_graphs(model, input_size)
+        self._grid_path = export_grid_graph(model)
+        self._grid = None
         self._lock = threading.Lock()
-        if backend == "openvino":
-            import openvino as ov
-            core = ov.Core()
-            core.set_property({"CACHE_DIR": str(export_dir() / "openvino-cache")})
+        self._encoder, self._decoder = self._session(enc), self._session(dec)
+
+    def _session(self, path: Path, static: dict[str, list[int]] | None = None):
+        """An inference session for one graph; ``static`` fixes input shapes (OpenVINO only)."""
+        if self.name == "openvino":
+            core = _openvino_core(str(export_dir() / "openvino-cache"))
+            graph = core.read_model(str(path))
+            if static:
+                graph.reshape(static)
             # Pinned threads start at the first cores: processes given fewer threads than there are
             # cores (e.g. one per Ray worker) would all share those cores, so pin only when using all.
             config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads(),
                       "INFERENCE_PRECISION_HINT": precision(),
                       "ENABLE_CPU_PINNING": threads() >= _usable_cores()}
-            self._encoder = core.compile_model(str(enc), "CPU", config).create_infer_request()
-            self._decoder = core.compile_model(str(dec), "CPU", config).create_infer_request()
-        else:
-            import onnxruntime as ort
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads()
-            options.inter_op_num_threads = 1
-            self._encoder = ort.InferenceSession(str(enc), options, providers=["CPUExecutionProvider"])
-            self._decoder = ort.InferenceSession(str(dec), options, providers=["CPUExecutionProvider"])
+            return core.compile_model(graph, "CPU", config).create_infer_request()
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads()
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def _run(self, session, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         with self._lock:
@@ -247,6 +314,22 @@ class GraphEngine:
         low_res, iou = self._run(self._decoder, inputs)
         keep = slice(1, None) if prompts[0].multimask else slice(0, 1)
         return torch.from_numpy(low_res[:, keep]), torch.from_numpy(iou[:, keep])
+
+    def decode_clicks(self, points: np.ndarray, emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._lock:
+            if self._grid is None:
+                self._grid = self._session(self._grid_path, {"image_embeddings": [1, 256, 64, 64],
+                                                              "point_coords": [GRID_BATCH, 2]})
+        features = emb.features.cpu().numpy()
+        coords = (points * emb.geometry.scale).astype(np.float32)
+        low_res, iou = [], []
+        for start in range(0, len(coords), GRID_BATCH):  # the last batch padded to GRID_BATCH
+            batch = coords[start:start + GRID_BATCH]
+            padded = np.concatenate([batch, np.zeros((GRID_BATCH - len(batch), 2), np.float32)])
+            masks, scores = self._run(self._grid, {"image_embeddings": features, "point_coords": padded})
+            low_res.append(masks[:len(batch)])
+            iou.append(scores[:len(batch)])
+        return torch.from_numpy(np.concatenate(low_res)), torch.from_numpy(np.concatenate(iou))
 
 
 def make_engine(model: Sam, input_size: int, backend: str | None = None,

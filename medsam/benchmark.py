@@ -27,8 +27,9 @@ Row columns beyond the manifest's (dataset = dataset_id):
   mean |edge shift| / mean(box width, height).
 - ``interactive``: ``dice_per_click`` (JSON list, at most 10; stops early when the mask is exact),
   ``noc85`` / ``noc90``; its dice/iou/hd95 are those after the last click.
-- ``everything``: ``n_masks`` automatic masks; dice = dice_oracle = the best DICE among them (the
-  ground truth is matched to its best mask; 0 when there are none).
+- ``everything``: ``n_masks`` automatic masks (the model's filters, ``ModelSpec.everything``);
+  dice = dice_oracle = the best DICE among them (the ground truth is matched to its best mask; 0 when
+  there are none).
 - ``multimask``: whether the decoder returned 3 candidates (interactive: on the first click only).
 - ``encode_ms`` (image encoder, even when the embedding came from the cache), ``decode_ms`` (all
   decoder calls of the row; for ``everything`` the image's whole mask generation, even when a pair
@@ -80,8 +81,7 @@ MAX_COMPONENTS = 20
 # Prompts per decoder call. On CPU the decoder costs ~55-65 ms per prompt in batches of 1-8 but
 # ~100 ms in batches of 16 or more (LiteMedSAM, 2 cores), so larger batches are split.
 DECODE_BATCH = 8
-# 8x8 = 64 grid points: ~4 s of decoding per image on 2 CPU cores with LiteMedSAM, more than all the
-# other strategies of a one-component pair together; COSMOS's 32x32 (1024 points) takes ~1 min.
+# 8x8 = 64 grid points per image for CPU cost (the app uses 16x16); COSMOS used 32x32 (1024 points).
 DEFAULT_GRID = 8
 REPO = Path(__file__).resolve().parents[1]
 
@@ -307,8 +307,7 @@ class PairRunner:
         """Automatic masks from a grid; the ground truth is matched to its best mask (dice = dice_oracle)."""
         if self._auto is None or self._auto[0] != emb.key:
             start = time.perf_counter()
-            masks = [m.mask for m in generate(self.predictor, emb, points_per_side=self.grid,
-                                                batch_size=DECODE_BATCH)]
+            masks = [m.mask for m in generate(self.predictor, emb, points_per_side=self.grid).masks]
             self._auto = (emb.key, masks, (time.perf_counter() - start) * 1e3)
         _, masks, ms = self._auto
         best = max(masks, key=lambda m: dice(m, gt)) if masks else np.zeros_like(gt)

@@ -288,6 +288,12 @@ class Predictor:
         """Checked prompts of one structure -> low-res logits and predicted IoU, on this backend."""
         return self.engine.decode(prompts, emb)
 
+    def decode_clicks(self, points: np.ndarray, emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
+        """Single positive clicks (B, 2) in original pixels inside the image -> the three multimask
+        candidates' low-res logits (B, 3, 256, 256) and predicted IoU (B, 3): what ``decode`` gives
+        for each click alone, with less work per click (everything mode's point grid)."""
+        return self.engine.decode_clicks(np.asarray(points, np.float64).reshape(-1, 2), emb)
+
 
 def decode_prompts(model: torch.nn.Module, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
     """One prompt-encoder + mask-decoder call for checked prompts of identical structure.
@@ -295,6 +301,15 @@ def decode_prompts(model: torch.nn.Module, prompts: list[Prompt], emb: Embedding
     Returns low-res logits (B, C, 256, 256) and predicted IoU (B, C), in the decoder's order.
     Differentiable: training calls it directly.
     """
+    sparse, dense = prompt_embeddings(model, prompts, emb)
+    return model.mask_decoder(
+        image_embeddings=emb.features, image_pe=model.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=prompts[0].multimask)
+
+
+def prompt_embeddings(model: torch.nn.Module, prompts: list[Prompt],
+                      emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompt encoder's sparse and dense embeddings of checked prompts of identical structure."""
     device = emb.features.device
     scale = torch.as_tensor(emb.geometry.scale, dtype=torch.float32, device=device)
     first = prompts[0]
@@ -308,10 +323,7 @@ def decode_prompts(model: torch.nn.Module, prompts: list[Prompt], emb: Embedding
                                 device=device) * scale.repeat(2)
     if first.mask_input is not None:
         masks = torch.as_tensor(np.stack([p.mask_input for p in prompts])[:, None], device=device)
-    sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-    return model.mask_decoder(
-        image_embeddings=emb.features, image_pe=model.prompt_encoder.get_dense_pe(),
-        sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=first.multimask)
+    return model.prompt_encoder(points=points, boxes=boxes, masks=masks)
 
 
 def _groups(prompts: Iterable[Prompt]) -> list[list[int]]:

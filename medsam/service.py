@@ -1,6 +1,6 @@
 """What the app computes beyond a session, without any Gradio: the stateless API calls, prompt
-advice, prompt-free heads and everything mode. ``segment_files`` is the ``/segment`` endpoint's work:
-files in, mask and numbers out.
+advice, prompt-free heads and everything mode. ``segment_files`` and ``everything_files`` are the
+``/segment`` and ``/everything`` endpoints' work: files in, mask (or label map) and numbers out.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from PIL import Image
 
 from . import automatic, heads
 from .errors import InputError
@@ -20,11 +21,13 @@ from .gallery import modality_name
 from .metrics import dice
 from .models import REGISTRY, get_spec
 from .predictor import Prompt, load_model
-from .session import Session, run_model
+from .session import Session, export_folder, run_model
 
 log = logging.getLogger(__name__)
 MAX_PROMPT_CHARS = 1_000_000
 """Longest prompts JSON that ``segment_files`` parses; MAX_POINTS then bounds the points it may hold."""
+EVERYTHING_GRID = 16
+"""Points per side of everything mode's grid in the app and the API."""
 
 
 def prompt_advice(model: str, prompt: Prompt) -> str | None:
@@ -75,13 +78,38 @@ def segment_with_head(path: Path, rgb: np.ndarray, gt: np.ndarray | None = None,
 
 def everything(model: str, rgb: np.ndarray, progress: Callable[[float], None] | None = None
                ) -> tuple[np.ndarray, str]:
-    """Automatic masks from a 16x16 point grid: a label map (largest painted first) and a sentence."""
+    """Automatic masks from a 16x16 point grid: a label map (largest painted first) and sentences
+    saying what was found, or why nothing was, for this model."""
     predictor = load_model(model)
-    masks = automatic.generate(predictor, predictor.set_image(rgb), progress=progress)
-    note = f"Everything mode: {len(masks)} masks from a 16x16 point grid."
-    if not masks:
-        note += " None passed the quality filters (box-only models rarely produce any)."
-    return automatic.label_map(masks, rgb.shape[:2]), note
+    result = automatic.generate(predictor, predictor.set_image(rgb), EVERYTHING_GRID, progress=progress)
+    return automatic.label_map(result.masks, rgb.shape[:2]), automatic.describe(result, predictor.spec)
+
+
+def everything_files(image: str | Path, model: str = "litemedsam") -> tuple[Path, dict[str, Any]]:
+    """The API's ``everything``: an image file (a volume: its middle axial slice) -> a label-map PNG
+    (0 none, i the i-th mask of ``scores``; 16-bit beyond 255 masks) and numbers. The PNG is deleted
+    after EXPORT_TTL_S seconds."""
+    if model not in REGISTRY:
+        get_spec(model)  # raises the plain "Unknown model" message
+    session = Session()
+    session.load(image, Path(str(image)).name)
+    assert session.rgb is not None
+    start = time.perf_counter()
+    predictor = load_model(model)
+    emb = predictor.set_image(session.rgb)
+    result = automatic.generate(predictor, emb, EVERYTHING_GRID)
+    seconds = time.perf_counter() - start
+    labels = automatic.label_map(result.masks, session.rgb.shape[:2])
+    png = export_folder() / f"{Path(session.filename).name.split('.')[0] or 'image'}_everything.png"
+    Image.fromarray(labels.astype(np.uint8 if len(result.masks) < 256 else np.uint16)).save(png, format="PNG")
+    f = result.filters
+    return png, {"model": model, "masks": len(result.masks), "seconds": round(seconds, 2), "grid": EVERYTHING_GRID,
+                 "candidates": result.tally.candidates, "passed_filters": result.tally.passed,
+                 "filters": {"pred_iou": f.pred_iou, "stability": f.stability},
+                 "scores": [round(m.score, 4) for m in result.masks],
+                 "stability": [round(m.stability, 4) for m in result.masks], "areas": [m.area for m in result.masks],
+                 "encode_ms": round(emb.encode_ms, 1), "embedding_cached": emb.cached,
+                 "image_size": list(session.rgb.shape[1::-1]), "note": automatic.describe(result, predictor.spec)}
 
 
 def open_files(image: str | Path, ground_truth: str | Path | None = None) -> Session:

@@ -295,8 +295,7 @@ class Session:
         names = self.objects.names() if self.objects else {}
         if not runs and not names:
             raise InputError("There is no mask to export yet: add a prompt first.")
-        _prune_exports()
-        folder = Path(tempfile.mkdtemp(dir=_EXPORT_DIR))
+        folder = export_folder()
         stem = Path(self.filename).name.split(".")[0] or "image"
         files = []
         if names and self.scan is not None:
@@ -341,6 +340,12 @@ def _name(source: str | Path | bytes | list[str | Path]) -> str:
     if isinstance(source, (list, tuple)):
         return Path(str(source[0])).parent.name if len(source) > 1 else Path(str(source[0])).name
     return "" if isinstance(source, bytes) else Path(str(source)).name
+
+
+def export_folder() -> Path:
+    """A new folder for one export's files, deleted after EXPORT_TTL_S seconds (older ones go now)."""
+    _prune_exports()
+    return Path(tempfile.mkdtemp(dir=_EXPORT_DIR))
 
 
 def _prune_exports(max_age_s: float = EXPORT_TTL_S) -> None:

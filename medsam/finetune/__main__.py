@@ -1,9 +1,10 @@
-"""``python -m medsam.finetune {decoder,evaluate,per-dataset,heads} ...``: train, evaluate, per-dataset vs
-pooled, and the AutoSAM heads."""
+"""``python -m medsam.finetune {decoder,evaluate,per-dataset,heads,calibrate,filters} ...``: train,
+evaluate, per-dataset vs pooled, the AutoSAM heads, IoU-head calibration and everything-mode filters."""
 
 import sys
 
-USAGE = "usage: python -m medsam.finetune {decoder,evaluate,per-dataset,heads} [options]  (add --help after one)"
+USAGE = ("usage: python -m medsam.finetune {decoder,evaluate,per-dataset,heads,calibrate,filters} [options]  "
+         "(add --help after one)")
 
 
 def main() -> None:
@@ -16,6 +17,10 @@ def main() -> None:
         from .per_dataset import main as run
     elif command == "heads":
         from .heads import main as run
+    elif command == "calibrate":
+        from .calibrate import main as run
+    elif command == "filters":
+        from .filters import main as run
     else:
         raise SystemExit(USAGE)
     run(argv)

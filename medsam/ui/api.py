@@ -11,7 +11,7 @@ import gradio as gr
 from ..errors import MedsamError
 from ..learn import endpoints as learn
 from ..predictor import list_models
-from ..service import segment_files, segment_volume_files
+from ..service import everything_files, segment_files, segment_volume_files
 from .common import MODEL_WORK, SERVER_ERROR
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,13 @@ def segment(image_path: str, prompt_json: str, model_name: str, gt_path: str | N
 
 
 @plain
+def everything(image_path: str, model_name: str) -> tuple[str, dict]:
+    """Everything mode (16x16 grid) on one image; returns the label-map PNG and a JSON of numbers."""
+    png, numbers = everything_files(image_path, model_name or "litemedsam")
+    return str(png), numbers
+
+
+@plain
 def prompt_sensitivity(image_path: str, gt_path: str | None, model_name: str, box_json: str, jitter: float,
                        n: float) -> dict:
     """DICE of n jittered copies of a box (the benchmark's box_jitter strategies, seeded)."""
@@ -63,8 +70,8 @@ def segment_volume(volume_path: str, prompt_json: str, model_name: str, referenc
 
 
 def build_api() -> None:
-    """``/segment``, ``/segment_volume``, ``/prompt_sensitivity``, ``/clicks_to_target`` and ``/models``;
-    call inside the app's Blocks."""
+    """``/segment``, ``/segment_volume``, ``/everything``, ``/prompt_sensitivity``, ``/clicks_to_target``
+    and ``/models``; call inside the app's Blocks."""
     with gr.Column(visible=False):
         image = gr.File(label="image", type="filepath")
         prompts = gr.Textbox(label="prompts")
@@ -78,7 +85,7 @@ def build_api() -> None:
         mask = gr.File(label="mask")
         info = gr.JSON(label="info")
         models = gr.JSON()
-        buttons = [gr.Button() for _ in range(5)]
+        buttons = [gr.Button() for _ in range(6)]
     buttons[0].click(segment, [image, prompts, model, ground_truth], [mask, info], api_name="segment", **MODEL_WORK)
     buttons[1].click(prompt_sensitivity, [image, ground_truth, model, box, jitter, n], info,
                      api_name="prompt_sensitivity", **MODEL_WORK)
@@ -87,3 +94,4 @@ def build_api() -> None:
     buttons[3].click(list_models, None, models, api_name="models")
     buttons[4].click(segment_volume, [image, prompts, model, ground_truth, label_values], [mask, info],
                      api_name="segment_volume", **MODEL_WORK)
+    buttons[5].click(everything, [image, model], [mask, info], api_name="everything", **MODEL_WORK)
