@@ -1,9 +1,9 @@
-"""``python -m medsam.finetune {decoder,evaluate,per-dataset,heads} ...``: train, evaluate, per-dataset vs
-pooled, and the AutoSAM heads."""
+"""``python -m medsam.finetune {decoder,evaluate,per-dataset,heads,heads3d} ...``: train, evaluate, per-dataset
+vs pooled, and the AutoSAM heads (label efficiency in images, and in volumes scored in 3D)."""
 
 import sys
 
-USAGE = "usage: python -m medsam.finetune {decoder,evaluate,per-dataset,heads} [options]  (add --help after one)"
+USAGE = "usage: python -m medsam.finetune {decoder,evaluate,per-dataset,heads,heads3d} [options]  (add --help after one)"
 
 
 def main() -> None:
@@ -16,6 +16,8 @@ def main() -> None:
         from .per_dataset import main as run
     elif command == "heads":
         from .heads import main as run
+    elif command == "heads3d":
+        from .heads3d import main as run
     else:
         raise SystemExit(USAGE)
     run(argv)
