@@ -158,7 +158,7 @@ def build_head(kind: str, num_classes: int, sam: Sam | None = None) -> nn.Module
 
 @torch.inference_mode()
 def head_logits(model: nn.Module, x: torch.Tensor, geo: Geometry) -> torch.Tensor:
-    """Logits (1, C, H, W) at the original size for one image's head input ``x`` (batch of 1)."""
+    """Logits (B, C, H, W) at the original size for the head inputs ``x`` of B images of geometry ``geo``."""
     return PREPROCESSING.upscale(model(x), geo)
 
 

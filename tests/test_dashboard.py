@@ -115,7 +115,7 @@ def test_load_results_reads_tables_and_skips_a_half_written_line(tmp_path: Path,
     res = d.load_results(tmp_path)
     assert len(res.benchmark) == 10
     assert res.benchmark["dice"].tolist() == pytest.approx(raw["dice"].head(10).tolist())
-    assert res.published.empty and res.finetune.empty and res.label_efficiency.empty
+    assert res.published.empty and res.finetune.empty and res.label_efficiency.empty and res.label_efficiency3d.empty
     assert set(d.COLUMNS["finetune"]) <= set(res.finetune.columns)
 
 
@@ -297,6 +297,30 @@ def test_label_efficiency() -> None:
     assert fig.layout.xaxis.type == "log" and [a.text for a in fig.layout.annotations] == ["busi", "drive"]
 
 
+def label_efficiency3d_rows() -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": "msd_hippocampus", "head": head, "k": k, "k_label": str(k), "draw": draw,
+                          "class": c, "n_test": 20, "dice_mean": 0.4 + 0.1 * k + 0.03 * draw + (0.1 if c == "b" else 0),
+                          "dice_std": 0.1, "nsd_mean": 0.5 + 0.01 * k, "nsd_std": 0.1}
+                         for head in ("cnn", "unet") for k in (1, 2, 4) for draw in range(3) for c in ("a", "b")])
+
+
+def test_label_efficiency3d_shows_dice_and_nsd_or_says_it_is_missing(tmp_path: Path) -> None:
+    missing = d.fig_label_efficiency3d(d.load_results(tmp_path).label_efficiency3d)
+    assert "No finetuning results yet: label_efficiency3d.csv is missing" in _title(missing) and not missing.data
+    label_efficiency3d_rows().to_csv(tmp_path / "label_efficiency3d.csv", index=False)
+    fig = d.fig_label_efficiency3d(d.load_results(tmp_path).label_efficiency3d)
+    assert [a.text for a in fig.layout.annotations] == ["msd_hippocampus: 3D DICE", "msd_hippocampus: NSD at 2 mm"]
+    dice = next(t for t in fig.data if t.name == "unet" and t.xaxis == "x")
+    # per draw the two classes' mean (+0.05), then the mean over draws 0..2 (+0.03)
+    assert list(dice.x) == [1, 2, 4] and dice.y[1] == pytest.approx(0.4 + 0.2 + 0.05 + 0.03)
+    nsd = next(t for t in fig.data if t.name == "unet" and t.xaxis == "x2")
+    assert nsd.y[2] == pytest.approx(0.54) and "NSD at 2 mm" in nsd.hovertemplate
+    assert fig.layout.xaxis.title.text == "k (labelled volumes, log2)" and fig.layout.yaxis2.title.text == "NSD at 2 mm"
+    assert "test volumes: msd_hippocampus 20" in _title(fig) and "unet: trained from scratch" in _title(fig)
+    for line in fig.layout.title.text.split("<br>"):
+        assert len(re.sub("</?sup>", "", line)) <= (CAPTION_CHARS if line.startswith("<sup>") else TITLE_CHARS)
+
+
 def test_titles_wrap_to_fit_a_phone(results: d.Results) -> None:
     """Plotly cuts a title wider than its figure: titles and captions come in lines short enough
     for a figure 310 px wide (the browser test measures them)."""
@@ -323,7 +347,7 @@ def test_tab_builds_with_elem_ids(folder: Path, tmp_path: Path, with_results: bo
     assert {"dash-intro", "dash-filters", "dash-models", "dash-modalities", "dash-strategies", "dash-splits",
             "dash-summary", "dash-more", "dash-note", "dash-modality", "dash-published", "dash-heatmap", "dash-oracle",
             "dash-descriptor-strategy", "dash-descriptors", "dash-jitter", "dash-interactive", "dash-finetune",
-            "dash-label-efficiency", "dash-rows", "dash-table", "dash-download"} <= ids
+            "dash-label-efficiency", "dash-label-efficiency-3d", "dash-rows", "dash-table", "dash-download"} <= ids
     assert {f"dash-{key}" for key in QUESTIONS} | {f"dash-answer-{key}" for key in QUESTIONS} <= ids
     if with_results:  # filters show plain names and pass on the benchmark's
         props = {c["props"].get("elem_id"): c["props"] for c in demo.get_config_file()["components"]}
@@ -353,6 +377,7 @@ def test_tab_handlers_filter_answers_figures_table_and_download(folder: Path) ->
     opened = dict(zip(expand.outputs, expand.fn(*selection, "box")))
     assert f"{PAIRS - 1} pairs" in _title(opened[by_id["dash-heatmap"]])
     assert "No finetuning results yet" in _title(opened[by_id["dash-label-efficiency"]])
+    assert "label_efficiency3d.csv is missing" in _title(opened[by_id["dash-label-efficiency-3d"]])
     out = dict(zip(update.outputs, update.fn(True, *selection, "box")))  # open: the figures follow the filters
     assert out[by_id["dash-heatmap"]] is opened[by_id["dash-heatmap"]]  # a selection seen before is not rebuilt
     download = next(f for f in fns if by_id["dash-download"] in f.outputs)
@@ -402,3 +427,18 @@ def test_coverage_note_names_the_split_that_aligns_the_models() -> None:
     # No split puts them on the same pairs: say so instead of suggesting one.
     disjoint = rows[(rows["model"] == MODELS[0]) ^ (rows["dataset"] == "ct_ds")]
     assert d.coverage_note(disjoint).endswith("their means are not directly comparable.")
+
+
+def test_tab_reads_the_3d_label_efficiency_beside_the_2d_one(folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "benchmark.csv").write_bytes((folder / "benchmark.csv").read_bytes())
+    label_efficiency3d_rows().to_csv(tmp_path / "label_efficiency3d.csv", index=False)
+    with gr.Blocks() as demo:
+        build_dashboard_tab(tmp_path)
+    by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    expand = next(f for f in demo.fns.values() if by_id["dash-label-efficiency-3d"] in f.outputs)
+    assert expand.outputs.index(by_id["dash-label-efficiency-3d"]) == expand.outputs.index(
+        by_id["dash-label-efficiency"]) + 1
+    opened = dict(zip(expand.outputs, expand.fn(None, None, None, None, "box")))
+    assert "Label efficiency in 3D" in _title(opened[by_id["dash-label-efficiency-3d"]])
+    assert {t.name for t in opened[by_id["dash-label-efficiency-3d"]].data} >= {"cnn", "unet"}
+    assert "No finetuning results yet" in _title(opened[by_id["dash-label-efficiency"]])

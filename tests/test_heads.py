@@ -14,7 +14,7 @@ from PIL import Image
 
 from medsam.errors import MedsamError
 from medsam import heads as head_models
-from medsam.finetune import heads
+from medsam.finetune import heads, study
 from medsam.metrics import dice
 from medsam.predictor import load_model
 
@@ -159,14 +159,14 @@ def test_label_efficiency_cli_writes_rows_and_resumes(data: Path, tmp_path: Path
     assert set(df["k_label"]) == {"1", "all"} and set(df.loc[df["k_label"] == "all", "k"]) == {2}
     assert set(df["head"]) == set(head_models.KINDS) and set(df["class"]) == {"cell", "nucleus"}
     assert (df["n_test"] == 1).all() and (df["steps"] == 2).all() and df["dice_mean"].between(0, 1).all()
-    assert not df.duplicated(heads.KEY).any()
+    assert not df.duplicated(study.KEY).any()
 
     heads.main(argv)  # all done: nothing trained, nothing written
     assert "Wrote 0 rows" in capsys.readouterr().out
     df.drop(index=[0, 1]).to_csv(csv, index=False)  # lose one training's rows: only they are redone
     heads.main(argv)
     again = pd.read_csv(csv, dtype={"k_label": str})
-    assert len(again) == len(df) and not again.duplicated(heads.KEY).any()
+    assert len(again) == len(df) and not again.duplicated(study.KEY).any()
     runs = json.loads((out / "label_efficiency_provenance.json").read_text())["runs"]
     assert [r["rows_written"] for r in runs] == [32, 0, 2] and runs[0]["completed"]
     assert {"command", "git_commit", "versions", "machine", "wall_s"} <= set(runs[0])

@@ -1,9 +1,9 @@
 """Benchmark dashboard: result tables in, plotly figures out (no model runs, no Gradio).
 
-``load_results(folder)`` reads ``benchmark.csv``, ``published.csv``, ``finetune.csv`` and
-``label_efficiency.csv`` (each may be missing); ``filter_rows`` selects rows; every ``fig_*``
-function is pure and returns a figure whose title carries a one-line caption (what it shows, how
-many pairs). An empty selection gives a figure that says there is nothing to show.
+``load_results(folder)`` reads ``benchmark.csv``, ``published.csv``, ``finetune.csv``,
+``label_efficiency.csv`` and ``label_efficiency3d.csv`` (each may be missing); ``filter_rows``
+selects rows; every ``fig_*`` function is pure and returns a figure whose title carries a one-line
+caption (what it shows, how many pairs). An empty selection gives a figure that says there is nothing to show.
 
 DICE is on a 0-1 scale throughout; published percentages are divided by 100 and every published
 value sits in a trace named ``published: <source> ...`` (ours: ``ours: ...``). Means over pairs
@@ -25,8 +25,8 @@ from .data import (COLUMNS, DESCRIPTORS, FILTER_COLUMNS, Results, choices, click
                    load_results, pair_means)
 from .figures import fig_descriptors, fig_heatmap, fig_interactive, fig_jitter, fig_modality, fig_oracle_gap
 from .names import STRATEGY_ORDER, model_label, model_order, strategy_name
-from .references import (PROMPT_TYPES, fig_finetune, fig_label_efficiency, fig_published, published_dice,
-                         published_label)
+from .references import (PROMPT_TYPES, fig_finetune, fig_label_efficiency, fig_label_efficiency3d, fig_published,
+                         published_dice, published_label)
 from .report import report
 from .stats import partial_spearman, rho_text, spearman
 from .style import empty_figure
@@ -34,9 +34,9 @@ from .style import empty_figure
 __all__ = [
     "COLUMNS", "DESCRIPTORS", "FILTER_COLUMNS", "PROMPT_TYPES", "STRATEGY_ORDER", "Results", "build_figures",
     "choices", "click_curves", "coverage_note", "empty_figure", "fig_descriptors", "fig_finetune", "fig_heatmap",
-    "fig_interactive", "fig_jitter", "fig_label_efficiency", "fig_modality", "fig_oracle_gap", "fig_published",
-    "filter_rows", "load_results", "model_label", "model_order", "pair_means", "partial_spearman", "published_dice",
-    "published_label", "report", "rho_text", "spearman", "strategy_name",
+    "fig_interactive", "fig_jitter", "fig_label_efficiency", "fig_label_efficiency3d", "fig_modality",
+    "fig_oracle_gap", "fig_published", "filter_rows", "load_results", "model_label", "model_order", "pair_means",
+    "partial_spearman", "published_dice", "published_label", "report", "rho_text", "spearman", "strategy_name",
 ]
 
 
@@ -44,8 +44,8 @@ def build_figures(results: Results, models: Sequence[str] | None = None, modalit
                   strategies: Sequence[str] | None = None, splits: Sequence[str] | None = None,
                   descriptor_strategy: str | None = None) -> tuple[pd.DataFrame, dict[str, go.Figure]]:
     """The selected benchmark rows and every figure that follows the filters, keyed by panel name
-    (label efficiency, which does not, is ``fig_label_efficiency``). The finetuning comparison
-    follows the modality and strategy filters only (its models and split are its own)."""
+    (label efficiency, which does not, is ``fig_label_efficiency`` and ``fig_label_efficiency3d``). The
+    finetuning comparison follows the modality and strategy filters only (its models and split are its own)."""
     rows = filter_rows(results.benchmark, models, modalities, strategies, splits)
     return rows, {
         "modality": fig_modality(rows),

@@ -33,11 +33,14 @@ COLUMNS = {
                   "selection", "note"],
     "finetune": ["model", "strategy", "dataset", "modality", "object", "image", "mask", "seed", "dice"],
     "label_efficiency": ["dataset", "head", "k", "k_label", "draw", "class", "n_test", "dice_mean", "dice_std"],
+    "label_efficiency3d": ["dataset", "head", "k", "k_label", "draw", "class", "n_test", "dice_mean", "dice_std",
+                           "nsd_mean", "nsd_std"],
 }
 # Repeated strings of the (large) benchmark table, stored as categoricals: fast grouping and filtering.
 CATEGORICAL = ["model", "dataset", "modality", "object", "image", "mask", "group", "split", "strategy"]
 NUMERIC = {"benchmark": BENCHMARK_NUMERIC, "published": ["value"], "finetune": ["seed", "dice"],
-           "label_efficiency": ["k", "draw", "n_test", "dice_mean", "dice_std"]}
+           "label_efficiency": ["k", "draw", "n_test", "dice_mean", "dice_std"],
+           "label_efficiency3d": ["k", "draw", "n_test", "dice_mean", "dice_std", "nsd_mean", "nsd_std"]}
 # (column, axis title, log axis and fit on log10 x)
 DESCRIPTORS = (("boundary_complexity", "boundary complexity P²/(4πA)", True),
                ("intensity_difference", "intensity difference |Δ mean gray|/255", False),
@@ -52,6 +55,7 @@ class Results:
     published: pd.DataFrame
     finetune: pd.DataFrame
     label_efficiency: pd.DataFrame
+    label_efficiency3d: pd.DataFrame
 
 
 def load_results(folder: Path) -> Results:

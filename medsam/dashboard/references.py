@@ -1,5 +1,6 @@
 """Figures of references and finetuning: ours beside published DICE, finetuned against base model
-(paired), and label efficiency of prompt-free heads. Published values are percentages in
+(paired), and label efficiency of prompt-free heads (labelled images, and AutoSAM's labelled volumes
+scored in 3D). Published values are percentages in
 ``published.csv``: divided by 100 here, and always in series named ``published: <source> ...``.
 """
 
@@ -155,25 +156,62 @@ def fig_label_efficiency(label_efficiency: pd.DataFrame) -> go.Figure:
     """DICE against labelled examples k (log2 axis) per head, one panel per dataset: the mean over
     draws (classes n_test-weighted within a draw) with a band of +-1 SD over draws."""
     title = "Label efficiency"
-    rows = label_efficiency.dropna(subset=["dice_mean", "k"])
-    rows = rows[rows["k"] > 0]
+    rows = _k_rows(label_efficiency, ["dice_mean"])
     if rows.empty:
         return empty_figure(title, NO_FINETUNE.format("label_efficiency.csv"))
+    s = _draw_means(rows, "dice_mean").assign(metric="DICE")
+    s["panel"] = s["dataset"]
+    caption = f"mean over draws, band ±1 SD over draws; {s['dataset'].nunique()} datasets, {len(rows):,} rows"
+    return _k_curves(s, title, caption, "k (labelled, log2)")
+
+
+def fig_label_efficiency3d(label_efficiency3d: pd.DataFrame) -> go.Figure:
+    """AutoSAM's protocol in 3D: 3D DICE and NSD at 2 mm of the test volumes against the labelled
+    training volumes k (log2 axis) per head, a panel per dataset and metric; each point the mean over
+    draws of the draw's mean over classes (of the per-class mean over test volumes), band +-1 SD over draws."""
+    title = "Label efficiency in 3D"
+    rows = _k_rows(label_efficiency3d, ["dice_mean", "nsd_mean"])
+    if rows.empty:
+        return empty_figure(title, NO_FINETUNE.format("label_efficiency3d.csv"))
+    s = pd.concat([_draw_means(rows, value).assign(metric=metric)
+                   for value, metric in (("dice_mean", "3D DICE"), ("nsd_mean", "NSD at 2 mm"))])
+    s["panel"] = s["dataset"] + ": " + s["metric"]
+    n_test = ", ".join(f"{d} {int(n)}" for d, n in rows.groupby("dataset")["n_test"].max().items())
+    caption = (f"mean over draws of the class mean, band ±1 SD over draws; test volumes: {n_test}; unet: "
+               f"trained from scratch, the others on LiteMedSAM's frozen encoder; {len(rows):,} rows")
+    return _k_curves(s, title, caption, "k (labelled volumes, log2)")
+
+
+def _k_rows(table: pd.DataFrame, values: Sequence[str]) -> pd.DataFrame:
+    rows = table.dropna(subset=[*values, "k"])
+    return rows[rows["k"] > 0]
+
+
+def _draw_means(rows: pd.DataFrame, value: str) -> pd.DataFrame:
+    """(dataset, head, k) -> mean, std and count over draws of each draw's mean of ``value`` over
+    classes, weighted by their n_test."""
     weight = rows["n_test"].where(rows["n_test"] > 0, 1)
-    rows = rows.assign(w=weight, wd=weight * rows["dice_mean"], draw=rows["draw"].fillna(0))
-    per_draw = rows.groupby(["dataset", "head", "k", "draw"], sort=False)[["w", "wd"]].sum().reset_index()
-    per_draw["dice"] = per_draw["wd"] / per_draw["w"]
-    s = per_draw.groupby(["dataset", "head", "k"])["dice"].agg(["mean", "std", "count"]).reset_index()
+    rows = rows.assign(w=weight, wv=weight * rows[value], draw=rows["draw"].fillna(0))
+    per_draw = rows.groupby(["dataset", "head", "k", "draw"], sort=False)[["w", "wv"]].sum().reset_index()
+    per_draw["value"] = per_draw["wv"] / per_draw["w"]
+    s = per_draw.groupby(["dataset", "head", "k"])["value"].agg(["mean", "std", "count"]).reset_index()
     s["std"] = s["std"].fillna(0)
-    datasets, heads = sorted(s["dataset"].unique()), sorted(s["head"].astype(str).unique())
-    cols = min(3, len(datasets))
-    n_rows = -(-len(datasets) // cols)
-    fig = make_subplots(rows=n_rows, cols=cols, subplot_titles=datasets, vertical_spacing=0.12)
+    return s
+
+
+def _k_curves(s: pd.DataFrame, title: str, caption: str, x_title: str) -> go.Figure:
+    """A panel per ``panel`` (y axis titled by its ``metric``): per head, ``mean`` against k on a log2
+    axis with a band of +-``std``; ``count`` draws in the hover."""
+    panels = list(dict.fromkeys(s.sort_values(["dataset", "metric"])["panel"]))
+    heads = sorted(s["head"].astype(str).unique())
+    cols = min(3, len(panels))
+    n_rows = -(-len(panels) // cols)
+    fig = make_subplots(rows=n_rows, cols=cols, subplot_titles=panels, vertical_spacing=0.12)
     ticks = sorted(s["k"].unique())
-    for i, dataset in enumerate(datasets):
+    for i, panel in enumerate(panels):
         r, c = divmod(i, cols)
         for head in heads:
-            part = s[(s["dataset"] == dataset) & (s["head"].astype(str) == head)].sort_values("k")
+            part = s[(s["panel"] == panel) & (s["head"].astype(str) == head)].sort_values("k")
             if part.empty:
                 continue
             colour = colour_of(head, heads)
@@ -184,10 +222,9 @@ def fig_label_efficiency(label_efficiency: pd.DataFrame) -> go.Figure:
                                      showlegend=False, hoverinfo="skip", name=f"{head} ±1 SD"), row=r + 1, col=c + 1)
             fig.add_trace(go.Scatter(x=x, y=part["mean"], mode="lines+markers", name=head, legendgroup=head,
                                      showlegend=i == 0, line_color=colour, customdata=part["count"],
-                                     hovertemplate="%{fullData.name}<br>k = %{x}: DICE %{y:.3f}<br>%{customdata} draws"
-                                                   "<extra></extra>"), row=r + 1, col=c + 1)
-    fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{k:g}" for k in ticks], title_text="k (labelled, log2)")
-    fig.update_yaxes(title_text="DICE")
-    caption = f"mean over draws, band ±1 SD over draws; {len(datasets)} datasets, {len(rows):,} rows"
+                                     hovertemplate="%{fullData.name}<br>k = %{x}: " + part["metric"].iloc[0]
+                                                   + " %{y:.3f}<br>%{customdata} draws<extra></extra>"),
+                          row=r + 1, col=c + 1)
+        fig.update_yaxes(title_text=s.loc[s["panel"] == panel, "metric"].iloc[0], row=r + 1, col=c + 1)
+    fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{k:g}" for k in ticks], title_text=x_title)
     return layout(fig, title, caption, 30 + 330 * n_rows)
-

@@ -1,10 +1,11 @@
-"""``python -m medsam.finetune {decoder,evaluate,per-dataset,heads,calibrate,filters} ...``: train,
-evaluate, per-dataset vs pooled, the AutoSAM heads, IoU-head calibration and everything-mode filters."""
+"""``python -m medsam.finetune {decoder,evaluate,per-dataset,heads,heads3d,calibrate,filters} ...``: train,
+evaluate, per-dataset vs pooled, the AutoSAM heads (label efficiency in images, and in volumes scored
+in 3D), IoU-head calibration and everything-mode filters."""
 
 import sys
 
-USAGE = ("usage: python -m medsam.finetune {decoder,evaluate,per-dataset,heads,calibrate,filters} [options]  "
-         "(add --help after one)")
+USAGE = ("usage: python -m medsam.finetune {decoder,evaluate,per-dataset,heads,heads3d,calibrate,filters} "
+         "[options]  (add --help after one)")
 
 
 def main() -> None:
@@ -17,6 +18,8 @@ def main() -> None:
         from .per_dataset import main as run
     elif command == "heads":
         from .heads import main as run
+    elif command == "heads3d":
+        from .heads3d import main as run
     elif command == "calibrate":
         from .calibrate import main as run
     elif command == "filters":

@@ -21,13 +21,9 @@ instead trains each head once on all of a dataset's training images and saves it
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
-import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -39,13 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import __version__
-from ..benchmark import git_commit, record_run
 from ..embeddings import features_for
 from ..errors import InputError, MedsamError
 from ..heads import (
     ENCODER,
-    KINDS,
     PREPROCESSING,
     build_head,
     head_logits,
@@ -55,8 +48,16 @@ from ..heads import (
 from ..imaging import load_mask, load_rgb
 from ..metrics import dice
 from ..models import Geometry
-from ..paths import command_line
 from ..predictor import Predictor, as_rgb, load_model
+from .study import (
+    append_rows,
+    check_study_args,
+    done_keys,
+    read_manifest,
+    recorded_study,
+    study_parser,
+    subset,
+)
 
 # Equal steps for every head, set by trials on hc18 and wbc_cellavision (k=4): with 80 steps, or
 # the same compute in batches of 2, the decoder lagged; a cosine decay hurt; decoder lr 2e-3
@@ -65,10 +66,10 @@ from ..predictor import Predictor, as_rgb, load_model
 STEPS = 100
 BATCH_SIZE = 1
 LR = {"decoder": 1e-3, "cnn": 1e-3, "linear": 1e-1, "unet": 3e-3}
+PROG = "python -m medsam.finetune heads"
 DATASETS = "hc18,kvasir_seg,camus_echo,ph2,wbc_cellavision,covid_cxr_lungs"
 COLUMNS = ["dataset", "head", "k", "k_label", "draw", "class", "n_test", "dice_mean", "dice_std",
            "train_seconds", "steps"]
-KEY = ["dataset", "head", "k_label", "draw", "class"]
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -160,11 +161,12 @@ def train_head(kind: str, train_items: Sequence[Item], steps: int = STEPS, seed:
     sam = load_model(ENCODER).model if kind == "decoder" else None  # built before seeding: it draws too
     torch.manual_seed(seed)
     model = build_head(kind, len(train_items[0].target), sam).train()
-    x, y = _inputs(kind, train_items), torch.stack([it.target for it in train_items])
     opt = torch.optim.AdamW(model.parameters(), lr=lr or LR[kind], weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
-    for idx in _batches(len(x), min(batch_size, len(x)), steps, gen):
-        loss = dice_bce_loss(model(x[idx]), y[idx])
+    n = len(train_items)
+    for idx in _batches(n, min(batch_size, n), steps, gen):  # stacked per batch: many items fit in memory
+        batch = [train_items[i] for i in idx]
+        loss = dice_bce_loss(model(_inputs(kind, batch)), torch.stack([it.target for it in batch]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -173,12 +175,26 @@ def train_head(kind: str, train_items: Sequence[Item], steps: int = STEPS, seed:
     return model.eval()
 
 
+def predict_items(model: nn.Module, kind: str, items: Sequence[Item], batch_size: int = 16) -> list[np.ndarray]:
+    """The head's (C, H, W) bool masks at each item's original size; consecutive items of one
+    geometry (the slices of a volume) go through the head together, up to ``batch_size`` at a time."""
+    model.eval()
+    masks: list[np.ndarray] = []
+    start = 0
+    while start < len(items):
+        end = start + 1
+        while end < len(items) and end - start < batch_size and items[end].geometry == items[start].geometry:
+            end += 1
+        logits = head_logits(model, _inputs(kind, items[start:end]), items[start].geometry)
+        masks += list((logits > 0).numpy())
+        start = end
+    return masks
+
+
 def evaluate(model: nn.Module, kind: str, test_items: Sequence[Item]) -> np.ndarray:
     """DICE at the original resolution, (n_images, C); 1.0 where a class is absent and not predicted."""
-    model.eval()
     scores = np.zeros((len(test_items), len(test_items[0].masks) if test_items else 0))
-    for i, item in enumerate(test_items):
-        pred = (head_logits(model, _inputs(kind, [item]), item.geometry)[0] > 0).numpy()
+    for i, (pred, item) in enumerate(zip(predict_items(model, kind, test_items, batch_size=1), test_items)):
         scores[i] = [dice(p, g) for p, g in zip(pred, item.masks)]
     return scores
 
@@ -186,64 +202,14 @@ def evaluate(model: nn.Module, kind: str, test_items: Sequence[Item]) -> np.ndar
 # --- the label-efficiency study -------------------------------------------------------------
 
 
-def subset(train_images: Sequence[str], k: int, dataset: str, draw: int) -> list[str]:
-    """Draw ``draw``'s k training images: the first k of a permutation seeded by dataset and draw."""
-    rng = np.random.default_rng([draw, zlib.crc32(dataset.encode())])
-    return [train_images[i] for i in rng.permutation(len(train_images))[:k]]
-
-
-def done_keys(path: Path) -> set[tuple]:
-    """Keys (dataset, head, k_label, draw, class) already in the CSV."""
-    if not path.is_file() or not path.stat().st_size:
-        return set()
-    df = pd.read_csv(path, usecols=KEY, dtype={"k_label": str, "draw": int, "class": str})
-    return set(df[KEY].itertuples(index=False, name=None))
-
-
-def append_rows(path: Path, rows: list[dict]) -> None:
-    """Append rows in COLUMNS order with one write, flushed to disk."""
-    header = not path.is_file() or path.stat().st_size == 0
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False, header=header))
-        f.flush()
-        os.fsync(f.fileno())
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one plain sentence, no usage dump
-        raise SystemExit(f"{self.prog}: {message[0].upper()}{message[1:].rstrip('.')}.")
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = _Parser(prog="python -m medsam.finetune heads", description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv and the files it names")
-    p.add_argument("--datasets", default=DATASETS, help=f"comma-separated dataset ids (default {DATASETS})")
-    p.add_argument("--k", default="1,2,4,8,all", help="labelled training images per run: numbers and/or 'all'")
-    p.add_argument("--draws", type=int, default=3, help="draws 0..N-1 of the k images (default 3)")
-    p.add_argument("--heads", default=",".join(KINDS), help=f"comma-separated heads (default {','.join(KINDS)})")
-    p.add_argument("--steps", type=int, default=STEPS, help=f"optimiser steps per training (default {STEPS})")
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"images per step (default {BATCH_SIZE})")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy machine)")
+    p = study_parser(PROG, __doc__.split("\n")[0], DATASETS, STEPS, BATCH_SIZE, "images")
     p.add_argument("--save", nargs="?", type=Path, const=heads_dir(), metavar="FOLDER",
                    help=f"no study: train each head on all training images and save it (default {heads_dir()})")
-    p.add_argument("--out", type=Path, help="output folder of the study (created; resumed if present)")
     args = p.parse_args(argv)
     if args.out is None and args.save is None:
         p.error("give --out (the study's output folder) or --save")
-    args.datasets = [d for d in args.datasets.split(",") if d]
-    args.heads = [h for h in args.heads.split(",") if h]
-    if bad := [h for h in args.heads if h not in KINDS]:
-        p.error(f"unknown head '{bad[0]}'; choose from {', '.join(KINDS)}")
-    args.k = [k.strip() for k in args.k.split(",") if k.strip()]
-    if not args.k or any(k != "all" and not (k.isdigit() and int(k) > 0) for k in args.k):
-        p.error("--k must be positive numbers and/or 'all', comma-separated")
-    args.k = [k if k == "all" else str(int(k)) for k in dict.fromkeys(args.k)]
-    for name in ("draws", "steps", "batch_size", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if not (args.data / "manifest.csv").is_file():
-        p.error(f"there is no manifest.csv in {args.data}")
-    return args
+    return check_study_args(p, args)
 
 
 def run_dataset(args: argparse.Namespace, dataset: str, rows: pd.DataFrame, csv_path: Path,
@@ -280,7 +246,7 @@ def run_dataset(args: argparse.Namespace, dataset: str, rows: pd.DataFrame, csv_
                 "n_test": len(test), "dice_mean": scores[:, j].mean(), "dice_std": pd.Series(scores[:, j]).std(),
                 "train_seconds": round(seconds, 2), "steps": args.steps}
                for j, c in enumerate(classes) if (dataset, head, k_label, draw, c) not in done]
-        append_rows(csv_path, out)
+        append_rows(csv_path, out, COLUMNS)
         written += len(out)
     return written
 
@@ -299,11 +265,7 @@ def save_heads(args: argparse.Namespace, dataset: str, rows: pd.DataFrame) -> li
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
-    manifest = pd.read_csv(args.data / "manifest.csv", dtype=str)
-    if missing := [c for c in ("dataset_id", "object", "image", "mask", "split") if c not in manifest]:
-        raise SystemExit(f"python -m medsam.finetune heads: manifest.csv lacks the column(s) {', '.join(missing)}.")
-    if unknown := sorted(set(args.datasets) - set(manifest["dataset_id"])):
-        raise SystemExit(f"python -m medsam.finetune heads: The manifest has no dataset '{unknown[0]}'.")
+    manifest = read_manifest(args, ("dataset_id", "object", "image", "mask", "split"), PROG)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.save is not None:
@@ -314,28 +276,12 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / "label_efficiency.csv"
     done = done_keys(csv_path)
-    start, t0, commit = datetime.now(timezone.utc), time.perf_counter(), git_commit(args.out)
-    written, completed = 0, False
-    try:
+    with recorded_study(args.out / "label_efficiency_provenance.json",
+                        PROG.split(), argv, args, lr=LR, encoder=ENCODER) as state:
         for dataset in args.datasets:
-            written += run_dataset(args, dataset, manifest[manifest["dataset_id"] == dataset], csv_path, done)
-        completed = True
-    except KeyboardInterrupt:
-        raise SystemExit("Interrupted; run the same command again to resume.") from None
-    finally:
-        record_run(args.out / "label_efficiency_provenance.json", {
-            "command": command_line(["python", "-m", "medsam.finetune", "heads"], argv),
-            "git_commit": commit,  # at the start
-            "versions": {"medsam": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                         "python": platform.python_version()},
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-            "options": {"datasets": args.datasets, "k": args.k, "draws": args.draws, "heads": args.heads,
-                        "steps": args.steps, "batch_size": args.batch_size, "lr": LR, "encoder": ENCODER},
-            "start": start.isoformat(timespec="seconds"),
-            "end": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_s": round(time.perf_counter() - t0, 1), "completed": completed, "rows_written": written})
-    print(f"Wrote {written} rows to {csv_path}.")
+            state["rows_written"] += run_dataset(args, dataset, manifest[manifest["dataset_id"] == dataset],
+                                                 csv_path, done)
+    print(f"Wrote {state['rows_written']} rows to {csv_path}.")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -345,4 +291,4 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run(args, argv)
     except MedsamError as exc:
-        raise SystemExit(f"python -m medsam.finetune heads: {exc}") from None
+        raise SystemExit(f"{PROG}: {exc}") from None
