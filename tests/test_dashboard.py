@@ -321,6 +321,24 @@ def test_label_efficiency3d_shows_dice_and_nsd_or_says_it_is_missing(tmp_path: P
         assert len(re.sub("</?sup>", "", line)) <= (CAPTION_CHARS if line.startswith("<sup>") else TITLE_CHARS)
 
 
+def test_volumes_figure_bars_each_structure_per_strategy_and_flags_model_references(tmp_path: Path) -> None:
+    missing = d.fig_volumes(d.load_results(tmp_path).benchmark3d)
+    assert "No 3D benchmark results yet" in _title(missing) and not missing.data
+    rows = [{"model": model, "dataset": ds, "object": obj, "image": f"{ds}_{v}.nii.gz", "reference": ref,
+             "split": "test", "strategy": strategy, "dice3d": base + (0.1 if strategy == "box_every_slice" else 0) + 0.02 * v}
+            for model in ("litemedsam", "litemedsam_ft")
+            for ds, obj, ref, base in (("msd_hippocampus", "hippocampus", "expert", 0.4),
+                                       ("totalseg_ct", "liver", "model (TotalSegmentator)", 0.8))
+            for strategy in ("box_propagate", "box_every_slice") for v in range(3)]
+    pd.DataFrame(rows).to_csv(tmp_path / "benchmark3d.csv", index=False)
+    fig = d.fig_volumes(d.load_results(tmp_path).benchmark3d)
+    assert [a.text for a in fig.layout.annotations] == [d.model_label("litemedsam"), d.model_label("litemedsam_ft")]
+    every = next(t for t in fig.data if t.name == "ours: a box on every slice (upper bound)" and t.xaxis == "x")
+    assert list(every.x) == ["msd_hippocampus: hippocampus", "totalseg_ct: liver (reference: model prediction)"]
+    assert every.y[0] == pytest.approx(0.52) and every.customdata[0][1] == 3  # mean of 0.5, 0.52, 0.54 over 3 volumes
+    assert "3 volumes each" in _title(fig) and fig.layout.yaxis.range == (0, 1)
+
+
 def test_titles_wrap_to_fit_a_phone(results: d.Results) -> None:
     """Plotly cuts a title wider than its figure: titles and captions come in lines short enough
     for a figure 310 px wide (the browser test measures them)."""

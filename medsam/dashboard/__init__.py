@@ -1,7 +1,7 @@
 """Benchmark dashboard: result tables in, plotly figures out (no model runs, no Gradio).
 
 ``load_results(folder)`` reads ``benchmark.csv``, ``published.csv``, ``finetune.csv``,
-``label_efficiency.csv`` and ``label_efficiency3d.csv`` (each may be missing); ``filter_rows``
+``label_efficiency.csv``, ``label_efficiency3d.csv`` and ``benchmark3d.csv`` (each may be missing); ``filter_rows``
 selects rows; every ``fig_*`` function is pure and returns a figure whose title carries a one-line
 caption (what it shows, how many pairs). An empty selection gives a figure that says there is nothing to show.
 
@@ -30,13 +30,14 @@ from .references import (PROMPT_TYPES, fig_finetune, fig_label_efficiency, fig_l
 from .report import report
 from .stats import partial_spearman, rho_text, spearman
 from .style import empty_figure
+from .volumes import fig_volumes
 
 __all__ = [
     "COLUMNS", "DESCRIPTORS", "FILTER_COLUMNS", "PROMPT_TYPES", "STRATEGY_ORDER", "Results", "build_figures",
     "choices", "click_curves", "coverage_note", "empty_figure", "fig_descriptors", "fig_finetune", "fig_heatmap",
     "fig_interactive", "fig_jitter", "fig_label_efficiency", "fig_label_efficiency3d", "fig_modality",
-    "fig_oracle_gap", "fig_published", "filter_rows", "load_results", "model_label", "model_order", "pair_means",
-    "partial_spearman", "published_dice", "published_label", "report", "rho_text", "spearman", "strategy_name",
+    "fig_oracle_gap", "fig_published", "fig_volumes", "filter_rows", "load_results", "model_label", "model_order",
+    "pair_means", "partial_spearman", "published_dice", "published_label", "report", "rho_text", "spearman", "strategy_name",
 ]
 
 

@@ -35,12 +35,16 @@ COLUMNS = {
     "label_efficiency": ["dataset", "head", "k", "k_label", "draw", "class", "n_test", "dice_mean", "dice_std"],
     "label_efficiency3d": ["dataset", "head", "k", "k_label", "draw", "class", "n_test", "dice_mean", "dice_std",
                            "nsd_mean", "nsd_std"],
+    "benchmark3d": ["model", "dataset", "object", "image", "label_values", "reference", "split", "strategy", "axis",
+                    "dice3d", "nsd2mm", "hd95_mm", "volume_ml", "reference_ml", "slices", "reference_slices"],
 }
 # Repeated strings of the (large) benchmark table, stored as categoricals: fast grouping and filtering.
 CATEGORICAL = ["model", "dataset", "modality", "object", "image", "mask", "group", "split", "strategy"]
 NUMERIC = {"benchmark": BENCHMARK_NUMERIC, "published": ["value"], "finetune": ["seed", "dice"],
            "label_efficiency": ["k", "draw", "n_test", "dice_mean", "dice_std"],
-           "label_efficiency3d": ["k", "draw", "n_test", "dice_mean", "dice_std", "nsd_mean", "nsd_std"]}
+           "label_efficiency3d": ["k", "draw", "n_test", "dice_mean", "dice_std", "nsd_mean", "nsd_std"],
+           "benchmark3d": ["axis", "dice3d", "nsd2mm", "hd95_mm", "volume_ml", "reference_ml", "slices",
+                           "reference_slices"]}
 # (column, axis title, log axis and fit on log10 x)
 DESCRIPTORS = (("boundary_complexity", "boundary complexity P²/(4πA)", True),
                ("intensity_difference", "intensity difference |Δ mean gray|/255", False),
@@ -56,6 +60,7 @@ class Results:
     finetune: pd.DataFrame
     label_efficiency: pd.DataFrame
     label_efficiency3d: pd.DataFrame
+    benchmark3d: pd.DataFrame
 
 
 def load_results(folder: Path) -> Results:

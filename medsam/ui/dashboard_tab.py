@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..dashboard import (FILTER_COLUMNS, Results, build_figures, choices, coverage_note, fig_descriptors,
-                        fig_label_efficiency, fig_label_efficiency3d, filter_rows, load_results, model_label,
+                        fig_label_efficiency, fig_label_efficiency3d, fig_volumes, filter_rows, load_results, model_label,
                         model_order, strategy_name)
 from ..dashboard.answers import QUESTIONS, Answer, build_answers
 from ..dashboard.names import model_about, model_short
@@ -37,12 +37,13 @@ FILTER_LABELS = {"model": "Models", "modality": "Modalities", "strategy": "Promp
 FILTER_IDS = {"model": "dash-models", "modality": "dash-modalities", "strategy": "dash-strategies",
               "split": "dash-splits"}
 # Sections (inner tabs) of "More figures" and the figures they show: those of ``build_figures``
-# (``FIGURES``, in its order) and label efficiency in 2D and 3D (``LABEL_EFFICIENCY``), which the filters leave alone.
+# (``FIGURES``, in its order) and those the filters leave alone (``UNFILTERED``): label efficiency in 2D
+# and 3D, and the 3D benchmark.
 SECTIONS = {"Overview": ["modality", "published"], "Targets": ["heatmap", "descriptors"],
             "Prompts": ["oracle", "jitter", "interactive"],
-            "Finetuning": ["finetune", "label-efficiency", "label-efficiency-3d"]}
+            "Finetuning": ["finetune", "label-efficiency", "label-efficiency-3d"], "Volumes": ["volumes-3d"]}
 FIGURES = ["modality", "published", "heatmap", "oracle", "descriptors", "jitter", "interactive", "finetune"]
-LABEL_EFFICIENCY = ["label-efficiency", "label-efficiency-3d"]
+UNFILTERED = ["label-efficiency", "label-efficiency-3d", "volumes-3d"]
 PANEL_MIN_PX = 440  # two panels side by side from about 950 px of page width
 CACHED_SELECTIONS = 8
 # Own queue (not behind segmentation requests), not in the public API; a burst of filter edits runs once
@@ -93,8 +94,8 @@ def build_dashboard_tab(results_dir: Path) -> None:
     detailed = [plots[n] for n in FIGURES]
     gr.on([f.change for f in filters], update, [more_open, *inputs],
           [*detailed, *texts.values(), *panels.values(), summary, note, table], **EVENT)
-    more.expand(lambda *s: (True, *_in_order(views.figures(_key(s))), *views.label_efficiency()), inputs,
-                [more_open, *detailed, *(plots[n] for n in LABEL_EFFICIENCY)], **EVENT)
+    more.expand(lambda *s: (True, *_in_order(views.figures(_key(s))), *views.unfiltered()), inputs,
+                [more_open, *detailed, *(plots[n] for n in UNFILTERED)], **EVENT)
     more.collapse(lambda: False, None, more_open, **EVENT)
     descriptor.change(rescatter, inputs, plots["descriptors"], **EVENT)
     # The CSV is written when the page loads and when a filter changes, not at start-up (~1 s for 50k rows).
@@ -109,8 +110,9 @@ class _Views:
         self.results = results
         self.answers = functools.lru_cache(CACHED_SELECTIONS)(self._answers)
         self.figures = functools.lru_cache(CACHED_SELECTIONS)(self._figures)
-        self.label_efficiency = functools.cache(lambda: (fig_label_efficiency(results.label_efficiency),
-                                                         fig_label_efficiency3d(results.label_efficiency3d)))
+        self.unfiltered = functools.cache(lambda: (fig_label_efficiency(results.label_efficiency),
+                                                   fig_label_efficiency3d(results.label_efficiency3d),
+                                                   fig_volumes(results.benchmark3d)))
 
     def _answers(self, selection: tuple) -> tuple[pd.DataFrame, str, dict[str, Answer]]:
         rows = filter_rows(self.results.benchmark, *selection)
