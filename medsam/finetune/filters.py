@@ -1,6 +1,7 @@
 """Choose everything mode's filters per model on the training split.
 
-    python -m medsam.finetune filters --data DIR [--models litemedsam,litemedsam_ft] [--grid 8] [--out results/]
+    python -m medsam.finetune filters --data DIR [--models litemedsam,litemedsam_ft] [--grid 8]
+        [--per-dataset N] [--out results/]
 
 Each training image's grid is decoded once: every non-empty candidate with its predicted IoU and
 stability (``automatic.candidates`` with no filter), scored by DICE at the image size against each
@@ -94,11 +95,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="benchmark folder with manifest.csv")
     parser.add_argument("--models", default="litemedsam,litemedsam_ft")
     parser.add_argument("--grid", type=int, default=DEFAULT_GRID, help="points per side (default: the benchmark's)")
-    parser.add_argument("--limit", type=int, help="only the first N training pairs (quick runs)")
+    parser.add_argument("--per-dataset", type=int,
+                        help="at most N training pairs per dataset, the first in the manifest (quicker runs)")
     parser.add_argument("--out", type=Path, default=REPO / "results")
     args = parser.parse_args(argv)
     manifest = read_manifest(args.data)
-    pairs = manifest[manifest.split == "train"].head(args.limit or len(manifest))
+    pairs = manifest[manifest.split == "train"]
+    if args.per_dataset:
+        pairs = pairs.groupby("dataset_id", sort=False).head(args.per_dataset)
     csv, record = args.out / "everything_filters.csv", args.out / "everything_filters.json"
     old = pd.read_csv(csv) if csv.is_file() else pd.DataFrame()
     chosen = json.loads(record.read_text()) if record.is_file() else {}
