@@ -1,11 +1,16 @@
-"""Shared fixtures: the real benchmark folder (when configured) and tiny random SAM models."""
+"""Shared fixtures: the real benchmark folder (when configured), tiny random SAM models, and the app
+served in this process with a chromium to drive it."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
+import socket
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,46 @@ from medsam.checkpoints import Checkpoint
 from medsam.models import ModelSpec, Preprocessing, build_sam_vit
 
 DATA = os.environ.get("MEDSAM_DATA")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(demo) -> Iterator[str]:
+    """The app (an unqueued ``gr.Blocks``) queued and launched on a free local port; yields its URL."""
+    from medsam.ui import launch_kwargs, queue_kwargs
+
+    demo = demo.queue(**queue_kwargs())
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                            quiet=True, **launch_kwargs())
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's chromium through Playwright (a failure in CI when it is missing, a skip elsewhere)."""
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian chromium is required in CI (apt-get install chromium)")
+        pytest.skip("chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture(autouse=True)

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import served
 from PIL import Image
 
 from medsam.paths import REPO
-from medsam.ui import build, launch_kwargs, queue_kwargs
+from medsam.ui import build
 
 XRAY = REPO / "assets" / "examples" / "images" / "cxr_41182_2020_203_fig5_html.png"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def client():
     from gradio_client import Client
 
-    demo = build().queue(**queue_kwargs())
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
-                            quiet=True, **launch_kwargs())
-    yield Client(url, verbose=False)
-    demo.close()
+    with served(build()) as url:
+        yield Client(url, verbose=False)
 
 
 def test_everything_endpoint_on_a_real_xray(client) -> None:

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import bomb_png, chromium, served
 from PIL import Image
 
 from medsam.gallery import data_dir as configured_data
-from medsam.ui import build, launch_kwargs, queue_kwargs
-
-from conftest import bomb_png
+from medsam.ui import build
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _png_bytes(width: int, height: int) -> bytes:
@@ -28,19 +24,10 @@ def _png_bytes(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url():
-    demo = build(configured_data()).queue(**queue_kwargs())
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
-                            quiet=True, **launch_kwargs())
-    yield url
-    demo.close()
+    with served(build(configured_data())) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -52,21 +39,11 @@ def client(app_url: str):
 
 @pytest.fixture(scope="module")
 def page(app_url: str):
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Debian chromium is required in CI (apt-get install chromium)")
-        pytest.skip("chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(app_url)
         page.wait_for_selector("#canvas")
         yield page
-        browser.close()
 
 
 def _fresh(page) -> None:

@@ -15,13 +15,13 @@ import io
 import json
 import os
 import re
-import socket
 import struct
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import gradio as gr
@@ -32,25 +32,24 @@ import pydicom
 import pytest
 import tifffile
 import torch
+from conftest import bomb_png, served, tiny_spec
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MPEG2MPML, generate_uid
+from pydicom.uid import MPEG2MPML, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from medsam.readers import PILLOW_LIMIT
-from medsam.settings import settings
 from medsam import imaging, load_model, models
 from medsam import session as session_module
 from medsam.errors import CheckpointError, InputError, MedsamError, ModelUnavailableError
 from medsam.predictor import MAX_POINTS
+from medsam.readers import PILLOW_LIMIT
 from medsam.service import MAX_PROMPT_CHARS, segment_files
 from medsam.session import MODES
-from medsam.ui import CACHE_CLEANUP, build, launch_kwargs, queue_kwargs
+from medsam.settings import settings
+from medsam.ui import CACHE_CLEANUP, build
 from medsam.ui.segment_tab import SegmentTab
-
-from conftest import bomb_png, tiny_spec
 
 UPLOAD_MB = 4  # the test app's upload limit (MEDSAM_MAX_UPLOAD_MB); every corpus file is smaller
 MARKER = "executed.txt"  # what the pickled code in a checkpoint would write, were it ever run
@@ -440,21 +439,13 @@ CASES = [
 # --- the app, in this process, on a free port --------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app() -> tuple[gr.Blocks, str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDSAM_MAX_UPLOAD_MB", str(UPLOAD_MB))
-        demo = build(None).queue(**queue_kwargs())
-        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
-                                quiet=True, **launch_kwargs())
-    yield demo, url
-    demo.close()
+        demo = build(None)
+        with served(demo) as url:  # the upload limit stays set while the module's tests use the app
+            yield demo, url
 
 
 @pytest.fixture(scope="module")

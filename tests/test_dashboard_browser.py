@@ -4,20 +4,17 @@ page, a rows table that fits its block; saves ``assets/dashboard.png`` for the R
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
+from conftest import chromium, served
 from medsam.dashboard import load_results
 from medsam.dashboard.answers import QUESTIONS, build_answers
-from medsam.ui import RESULTS, build, launch_kwargs, queue_kwargs
+from medsam.ui import RESULTS, build
 from medsam.ui.dashboard_tab import SECTIONS
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Each drawn figure's title (and, for the panels, each plot title) against the figure's box:
 # the edges by which it sticks out, in px (a cut title sticks out: plotly never wraps titles).
 TITLES_OUTSIDE = """() => {
@@ -39,35 +36,16 @@ DRAWN = """ids => ids.every(id => { const p = document.querySelector(`#${id} .js
   return p && p.getBoundingClientRect().width > 0 && p.querySelector('.gtitle'); })"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url():
-    demo = build().queue(**queue_kwargs())
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
-                            quiet=True, **launch_kwargs())
-    yield url
-    demo.close()
+    with served(build()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Debian chromium is required in CI (apt-get install chromium)")
-        pytest.skip("chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
