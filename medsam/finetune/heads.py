@@ -21,7 +21,6 @@ instead trains each head once on all of a dataset's training images and saves it
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..embeddings import features_for
-from ..errors import InputError, MedsamError
+from ..errors import InputError
 from ..heads import (
     ENCODER,
     PREPROCESSING,
@@ -55,6 +54,7 @@ from .study import (
     done_keys,
     read_manifest,
     recorded_study,
+    study_main,
     study_parser,
     subset,
 )
@@ -286,9 +286,4 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point for ``python -m medsam.finetune heads``: ``argv`` is what follows ``heads``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    try:
-        run(args, argv)
-    except MedsamError as exc:
-        raise SystemExit(f"{PROG}: {exc}") from None
+    study_main(PROG, parse_args, run, argv)

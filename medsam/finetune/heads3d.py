@@ -35,7 +35,6 @@ LiteMedSAM features (``make_item``): a rerun encodes nothing.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -46,7 +45,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import InputError, MedsamError
+from ..errors import InputError
 from ..heads import ENCODER
 from ..imaging import load_scan
 from ..metrics import volume_scores
@@ -59,6 +58,7 @@ from .study import (
     done_keys,
     read_manifest,
     recorded_study,
+    study_main,
     study_parser,
     subset,
 )
@@ -211,9 +211,4 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point for ``python -m medsam.finetune heads3d``: ``argv`` is what follows ``heads3d``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    try:
-        run(args, argv)
-    except MedsamError as exc:
-        raise SystemExit(f"{PROG}: {exc}") from None
+    study_main(PROG, parse_args, run, argv)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 import zlib
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ import torch
 
 from .. import __version__
 from ..benchmark import git_commit, record_run
+from ..errors import MedsamError
 from ..heads import KINDS
 from ..paths import command_line
 
@@ -131,3 +133,15 @@ def recorded_study(path: Path, command: Sequence[str], argv: Sequence[str], args
             "end": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_s": round(time.perf_counter() - t0, 1), "completed": state["completed"],
             "rows_written": state["rows_written"]})
+
+
+def study_main(prog: str, parse_args: Callable[[list[str]], argparse.Namespace],
+               run: Callable[[argparse.Namespace, list[str]], None], argv: list[str] | None) -> None:
+    """A study's command line: ``argv`` (default ``sys.argv[1:]``) parsed and run; bad input ends it
+    with ``prog: <plain sentence>``, no traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        run(args, argv)
+    except MedsamError as exc:
+        raise SystemExit(f"{prog}: {exc}") from None
