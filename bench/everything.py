@@ -32,7 +32,7 @@ import torch
 from segment_anything.utils.amg import batched_mask_to_box, calculate_stability_score
 
 from medsam import automatic, backends, load_model
-from medsam.backends import threads
+from medsam.backends import default_threads
 from medsam.benchmark import git_commit
 from medsam.imaging import load_rgb
 from medsam.models import LOW_RES
@@ -136,7 +136,7 @@ def main() -> None:
     per_click_ms = batch_sizes(predictor, [int(b) for b in args.batches.split(",") if b])
     record = {"command": command_line(["python", "-m", "bench.everything"], sys.argv[1:]),
               "git_commit": git_commit(args.out.parent), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": threads(),
+              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": default_threads(),
                           "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
               "model": args.model, "backend": predictor.engine.tag, "grid": args.grid,
               "filters": {"pred_iou": predictor.spec.everything.pred_iou, "stability": predictor.spec.everything.stability},

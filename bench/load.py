@@ -31,6 +31,7 @@ import numpy as np
 from medsam.benchmark import git_commit
 from medsam.paths import REPO, command_line
 from medsam.ui import launch_kwargs, queue_kwargs  # the settings app.py launches with
+from medsam.settings import settings
 
 MODEL = "litemedsam"
 
@@ -161,7 +162,7 @@ def machine() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"),
+    parser.add_argument("--data", type=Path, default=settings().data,
                         help="folder with manifest.csv (default: $MEDSAM_DATA); generated images without it")
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--clicks", type=int, default=25, help="clicks per user, after one warm-up request")
@@ -220,7 +221,7 @@ def main() -> None:
         "startup_s": round(startup_s, 1),
         "rss_mb": rss,
         "rss_growth_kb_per_click": round((rss["end"] - rss["after_warmup"]) * 1024 / max(len(clicks), 1), 1),
-        "embedding_cache_bound_mb": float(os.environ.get("MEDSAM_CACHE_MB", "256")),
+        "embedding_cache_bound_mb": settings().cache_mb,
         "queue": queue_kwargs(),
         "max_file_size": launch_kwargs()["max_file_size"],
     }

@@ -24,9 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -41,21 +40,11 @@ from medsam.imaging import load_rgb
 from medsam.models import build_model, get_spec
 from medsam.paths import REPO, command_line
 from medsam.predictor import EmbeddingCache, Predictor, Prompt
+from medsam.settings import settings
 
 KEPT = ("first_visit",)  # keys of perf.json that other bench scripts write
 VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),
             "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16")}
-
-
-@contextmanager
-def env(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def median_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -71,8 +60,7 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
 def predictor(variant: str, model: str = "litemedsam") -> Predictor:
     backend, precision = VARIANTS[variant]
     spec = get_spec(model)
-    with env(MEDSAM_PRECISION=precision):
-        return Predictor(spec, build_model(spec), cache=EmbeddingCache(0), backend=backend)
+    return Predictor(spec, build_model(spec), cache=EmbeddingCache(0), backend=backend, precision=precision)
 
 
 def encoder_latency(images: list[np.ndarray]) -> dict:
@@ -214,26 +202,26 @@ def startup_and_memory(images: list[tuple[Path, list[int]]]) -> dict:
             proc.terminate()
             proc.wait(30)
     return {"startup_s": round(startup, 1), "rss_mb": rss, "images": len(images),
-            "cache_bound_mb": float(os.environ.get("MEDSAM_CACHE_MB", "256"))}
+            "cache_bound_mb": settings().cache_mb}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"), required=False)
+    parser.add_argument("--data", type=Path, default=settings().data, required=False)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "perf.json")
     parser.add_argument("--images", type=int, default=12, help="images for encoder latency (>= 10)")
     parser.add_argument("--pairs", type=int, default=16, help="pairs for benchmark throughput")
     args = parser.parse_args()
     if args.data is None:
         parser.error("give --data (the benchmark folder) or set MEDSAM_DATA")
-    torch.set_num_threads(backends.threads())
+    torch.set_num_threads(backends.default_threads())
     images = data_images(args.data, 50)
     rgbs = [load_rgb(p) for p, _ in images[: args.images]]
     fig: dict = {"command": command_line(["python", "-m", "bench.perf"], sys.argv[1:]),
                  "git_commit": git_commit(REPO / "results"),
                  "date": time.strftime("%Y-%m-%d"),
                  "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                             "threads": backends.threads(), "python": platform.python_version(),
+                             "threads": backends.default_threads(), "python": platform.python_version(),
                              "torch": torch.__version__, "backends": backends.available()},
                  "model": "litemedsam"}
 

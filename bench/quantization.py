@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from medsam.imaging import load_mask, load_rgb
 from medsam.metrics import dice
 from medsam.paths import REPO, command_line
 from medsam.predictor import Predictor, Prompt
+from medsam.settings import settings
 
 # variant -> (encoder, decoder) precision; "int8" is an NNCF-quantized graph run in f32 otherwise
 VARIANTS = {"f32": ("f32", "f32"), "bf16": ("bf16", "bf16"), "bf16 encoder": ("bf16", "f32"),
@@ -77,7 +77,7 @@ def variant_predictor(variant: str, quantized: dict[str, object]) -> Predictor:
     enc, dec = export_graphs(pred.model, pred.spec.input_size)
     core = ov.Core()
     for part, path, precision in (("encoder", enc, VARIANTS[variant][0]), ("decoder", dec, VARIANTS[variant][1])):
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": backends.threads(),
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": backends.default_threads(),
                   "INFERENCE_PRECISION_HINT": "f32" if precision == "int8" else precision}
         model = quantized[part] if precision == "int8" else str(path)
         setattr(pred.engine, f"_{part}", core.compile_model(model, "CPU", config).create_infer_request())
@@ -86,7 +86,7 @@ def variant_predictor(variant: str, quantized: dict[str, object]) -> Predictor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"))
+    parser.add_argument("--data", type=Path, default=settings().data)
     parser.add_argument("--calibration", type=int, default=40, help="training-split pairs for calibration")
     parser.add_argument("--per-modality", type=int, default=3, help="test-split pairs per modality to compare on")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "quantization.json")

@@ -28,6 +28,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .errors import MedsamError
+from .settings import settings
 
 SHARD_DIR = "ray-shards"
 MAX_RETRIES = 2  # actor restarts, and retries of a block whose actor died or raised OSError
@@ -116,17 +117,16 @@ def make_blocks(plan: Sequence[tuple[str, str, list]], images_per_block: int) ->
 class BlockWorker:
     """A Ray actor's state: one loaded model and a ``PairRunner`` over the data folder."""
 
-    def __init__(self, model: str, backend: str | None, device: str, data: str, grid: int,
-                 threads: int | None) -> None:
+    def __init__(self, model: str, backend: str, device: str, data: str, grid: int,
+                 threads: int | None, precision: str) -> None:
         import torch
 
         from .benchmark import PairRunner
         from .predictor import load_model
 
         if threads:
-            os.environ["MEDSAM_THREADS"] = str(threads)
             torch.set_num_threads(threads)
-        self.predictor = load_model(model, device=device, backend=backend)
+        self.predictor = load_model(model, device=device, backend=backend, threads=threads, precision=precision)
         self.runner = PairRunner(self.predictor, Path(data), grid, {})
 
     def engine_tag(self) -> str:
@@ -160,8 +160,7 @@ def _start(ray: Any, address: str | None) -> None:
     if ray.is_initialized():
         return
     # A new local instance gets this checkout on its workers' path; a cluster's nodes have medsam installed.
-    env = None if address else {"env_vars": {"PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}}
+    env = None if address else {"env_vars": {"PYTHONPATH": os.pathsep.join((str(REPO), *settings().python_path))}}
     ray.init(address=address, runtime_env=env, include_dashboard=False, log_to_driver=False)
 
 
@@ -188,10 +187,11 @@ def run_blocks(plan: Sequence[tuple[str, str, list]], args: argparse.Namespace, 
     outcome = Outcome()
     actor_class = ray.remote(max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES, **resources)(BlockWorker)
     threads = None if device == "cuda" else resources["num_cpus"]
+    backend, precision = args.backend or settings().backend, settings().precision  # the driver's, for every actor
     engines: set[str] = set()
     for model in dict.fromkeys(b.model for b in blocks):
         todo = [b for b in blocks if b.model == model]
-        actors = [actor_class.remote(model, args.backend, device, str(args.data.resolve()), args.grid, threads)
+        actors = [actor_class.remote(model, backend, device, str(args.data.resolve()), args.grid, threads, precision)
                   for _ in range(min(workers, len(todo)))]
         outcome.workers = max(outcome.workers, len(actors))
         bar = tqdm(total=sum(len(b.pairs) for b in todo), desc=f"{model} ray ({len(actors)} workers)",

@@ -1,14 +1,13 @@
 """Prompted segmentation on one model: embedding cache, prompt checks, batched decoding.
 
 Like ``segment_anything.SamPredictor`` but family-aware (each model's own preprocessing), with an
-LRU cache of image embeddings bounded in bytes and shared by all predictors, and a batched path that
-sends many prompts on one image through the decoder in as few calls as possible.
+LRU cache of image embeddings bounded in bytes (``MEDSAM_CACHE_MB``) and shared by all predictors,
+and a batched path that sends many prompts on one image through the decoder in as few calls as possible.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +20,7 @@ import torch
 from .backends import Engine, make_engine, resolve
 from .errors import InputError
 from .models import LOW_RES, Geometry, ModelSpec, build_model, get_spec, model_info, REGISTRY
+from .settings import settings
 
 MAX_POINTS = 100  # per prompt; more is refused rather than slowing everyone down
 MIN_SIDE = 8
@@ -174,7 +174,17 @@ class EmbeddingCache:
                 self._items.clear()
 
 
-CACHE = EmbeddingCache(int(float(os.environ.get("MEDSAM_CACHE_MB", "256")) * 2**20))
+_SHARED_CACHE: EmbeddingCache | None = None
+_SHARED_CACHE_LOCK = threading.Lock()
+
+
+def shared_cache() -> EmbeddingCache:
+    """The embedding cache all predictors share by default, made on first use (``MEDSAM_CACHE_MB``)."""
+    global _SHARED_CACHE
+    with _SHARED_CACHE_LOCK:
+        if _SHARED_CACHE is None:
+            _SHARED_CACHE = EmbeddingCache(int(settings().cache_mb * 2**20))
+        return _SHARED_CACHE
 
 
 def image_key(model: str, rgb: np.ndarray) -> str:
@@ -203,15 +213,20 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """Segment images with one model from point/box prompts."""
+    """Segment images with one model from point/box prompts.
 
-    def __init__(self, spec: ModelSpec, model: torch.nn.Module, cache: EmbeddingCache = CACHE,
-                 device: str | torch.device = "cpu", backend: str | None = None) -> None:
+    ``cache`` defaults to ``shared_cache()``; ``backend``, ``threads`` and ``precision`` go to
+    ``medsam.backends.make_engine`` (defaults from ``medsam.settings``).
+    """
+
+    def __init__(self, spec: ModelSpec, model: torch.nn.Module, cache: EmbeddingCache | None = None,
+                 device: str | torch.device = "cpu", backend: str | None = None, threads: int | None = None,
+                 precision: str | None = None) -> None:
         self.spec = spec
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.engine: Engine = make_engine(self.model, spec.input_size, backend, self.device)
-        self.cache = cache
+        self.engine: Engine = make_engine(self.model, spec.input_size, backend, self.device, threads, precision)
+        self.cache = cache or shared_cache()
         self._current: Embedding | None = None
 
     @property
@@ -334,23 +349,39 @@ def _groups(prompts: Iterable[Prompt]) -> list[list[int]]:
     return list(groups.values())
 
 
-_LOADED: dict[tuple[str, str], Predictor] = {}
+_LOADED: dict[tuple, Predictor] = {}
 _LOAD_LOCK = threading.Lock()
 
 
 def load_model(name: str = "litemedsam", download: bool | None = None, device: str = "cpu",
-               backend: str | None = None) -> Predictor:
-    """Return a ready ``Predictor`` for a registered model (loaded once per process, device and backend).
+               backend: str | None = None, threads: int | None = None, precision: str | None = None) -> Predictor:
+    """A ready ``Predictor`` for a registered model, loaded once per process and set of arguments.
 
-    ``download``: fetch a missing checkpoint (default: env MEDSAM_DOWNLOAD, or on a HF Space).
-    ``backend``: see ``medsam.backends.resolve`` (default: MEDSAM_BACKEND, else the fastest installed).
+    Args:
+        name: a key of ``medsam.models.REGISTRY``.
+        download: fetch a missing checkpoint (default: ``MEDSAM_DOWNLOAD``, on by default on a HF Space).
+        device: ``cpu`` or a torch device such as ``cuda``; exported-graph backends run on CPU only.
+        backend: ``auto``, ``openvino``, ``onnxruntime`` or ``torch`` (default: ``MEDSAM_BACKEND``, else
+            auto, the fastest installed; see ``medsam.backends.resolve``).
+        threads: inference threads of an exported-graph backend (default: ``MEDSAM_THREADS``, else
+            torch's setting).
+        precision: ``f32`` or ``bf16`` for OpenVINO (default: ``MEDSAM_PRECISION``, else f32).
+
+    Returns:
+        The shared ``Predictor`` for these arguments.
+
+    Raises:
+        MedsamError: an unknown model; ``ModelUnavailableError`` for an unknown or uninstalled backend or a
+            checkpoint that is missing and not downloaded, ``CheckpointError`` for one that fails its checks.
     """
     spec = get_spec(name)
     engine = resolve(backend, device)
+    precision = precision or settings().precision
     with _LOAD_LOCK:
-        key = (name, str(device), engine)
+        key = (name, str(device), engine, threads, precision)
         if key not in _LOADED or _LOADED[key].spec is not spec:
-            _LOADED[key] = Predictor(spec, build_model(spec, download), device=device, backend=engine)
+            _LOADED[key] = Predictor(spec, build_model(spec, download), device=device, backend=engine,
+                                     threads=threads, precision=precision)
         return _LOADED[key]
 
 

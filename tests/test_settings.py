@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,10 @@ def test_defaults_and_changes(monkeypatch) -> None:
     assert settings().backend == "auto", "empty means auto, everywhere"
     monkeypatch.setenv("MEDSAM_THREADS", "3")
     assert settings().threads == 3
+
+
+def test_python_path_is_split_into_its_entries(monkeypatch) -> None:
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    assert settings().python_path == ()
+    monkeypatch.setenv("PYTHONPATH", f"/a{os.pathsep}{os.pathsep}/b")
+    assert settings().python_path == ("/a", "/b")

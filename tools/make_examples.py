@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from scipy import ndimage
 
 from medsam.gallery import INDEX_COLUMNS, LABELS_SUFFIX
 from medsam.prompts import bbox
+from medsam.settings import settings
 
 OUT = Path(__file__).resolve().parents[1] / "assets" / "examples"
 MAX_SIDE = 768
@@ -179,8 +179,8 @@ def build_volume(volumes: Path, pick: VolumePick, manifest: pd.DataFrame) -> tup
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"), help="benchmark folder")
-    parser.add_argument("--volumes", type=Path, default=os.environ.get("MEDSAM_VOLUMES"), help="volumes folder")
+    parser.add_argument("--data", type=Path, default=settings().data, help="benchmark folder")
+    parser.add_argument("--volumes", type=Path, default=settings().volumes, help="volumes folder")
     args = parser.parse_args()
     if not args.data or not args.volumes:
         sys.exit("Give --data and --volumes (or MEDSAM_DATA and MEDSAM_VOLUMES).")
