@@ -28,19 +28,17 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 from segment_anything.modeling import Sam
 
 from . import checkpoints
+from .decoding import Embedding, Prompt, decode_prompts
 from .errors import ModelUnavailableError
 from .models import LOW_RES
 from .settings import settings
-
-if TYPE_CHECKING:
-    from .predictor import Embedding, Prompt
 
 BACKENDS = ("openvino", "onnxruntime", "torch")  # fastest first; each is also its module's name
 GRAPH_VERSION = "1"  # bump when the exported wrappers below change
@@ -110,7 +108,6 @@ class TorchEngine:
 
     @torch.inference_mode()
     def decode(self, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
-        from .predictor import decode_prompts
         return decode_prompts(self.model, prompts, emb)
 
     @torch.inference_mode()

@@ -44,7 +44,7 @@ from medsam.settings import settings
 from medsam import imaging, load_model, models
 from medsam import session as session_module
 from medsam.errors import CheckpointError, InputError, MedsamError, ModelUnavailableError
-from medsam.predictor import MAX_POINTS
+from medsam.decoding import MAX_POINTS
 from medsam.service import MAX_PROMPT_CHARS, segment_files
 from medsam.session import MODES
 from medsam.ui import CACHE_CLEANUP, build, launch_kwargs, queue_kwargs
