@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from medsam.benchmark import git_commit
 from medsam.paths import REPO, command_line
+from medsam.results import git_commit
 from medsam.settings import settings
 
 VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),

@@ -27,8 +27,8 @@ from typing import Callable
 
 import numpy as np
 
-from medsam.benchmark import git_commit
 from medsam.paths import command_line
+from medsam.results import git_commit
 
 
 def _phantom(folder: Path) -> tuple[Path, list[int]]:

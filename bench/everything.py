@@ -33,11 +33,11 @@ from segment_anything.utils.amg import batched_mask_to_box, calculate_stability_
 
 from medsam import automatic, backends, load_model
 from medsam.backends import default_threads
-from medsam.benchmark import git_commit
 from medsam.imaging import load_rgb
 from medsam.models import LOW_RES
 from medsam.paths import REPO, command_line
 from medsam.predictor import Embedding, EmbeddingCache, Predictor, Prompt
+from medsam.results import git_commit
 
 IMAGES = {"ct": "amos_0006_90.png", "mri": "msflair_113021.png", "ultrasound": "busi_malignant_17.png",
           "x-ray": "cxr_41182_2020_203_fig5_html.png", "octa": "octa500_10029.png"}

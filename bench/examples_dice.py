@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from medsam.benchmark import git_commit
 from medsam.gallery import bundled_examples
 from medsam.paths import REPO, command_line
+from medsam.results import git_commit
 from medsam.service import segment_files
 
 

@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from medsam.benchmark import git_commit
 from medsam.gallery import bundled_examples
 from medsam.paths import REPO, command_line
+from medsam.results import git_commit
 from medsam.ui import build, launch_kwargs, queue_kwargs
 
 

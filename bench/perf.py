@@ -35,11 +35,12 @@ from bench.click_latency import _phantom, measure, start_app
 from bench.load import data_images, rss_mb
 from bench.load import start_app as start_app_process
 from medsam import backends
-from medsam.benchmark import DEFAULT_GRID, git_commit
 from medsam.imaging import load_rgb
 from medsam.models import build_model, get_spec
 from medsam.paths import REPO, command_line
 from medsam.predictor import EmbeddingCache, Predictor, Prompt
+from medsam.results import git_commit
+from medsam.runner import DEFAULT_GRID
 from medsam.settings import settings
 
 KEPT = ("first_visit",)  # keys of perf.json that other bench scripts write

@@ -26,11 +26,11 @@ import pandas as pd
 from bench.perf import median_ms, predictor
 from medsam import backends
 from medsam.backends import export_graphs, prompt_arrays
-from medsam.benchmark import git_commit
 from medsam.imaging import load_mask, load_rgb
 from medsam.metrics import dice
 from medsam.paths import REPO, command_line
 from medsam.predictor import Predictor, Prompt
+from medsam.results import git_commit
 from medsam.settings import settings
 
 # variant -> (encoder, decoder) precision; "int8" is an NNCF-quantized graph run in f32 otherwise

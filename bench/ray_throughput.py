@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from medsam.benchmark import git_commit
 from medsam.paths import REPO, command_line
+from medsam.results import git_commit
 from medsam.settings import settings
 
 

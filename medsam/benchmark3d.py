@@ -36,12 +36,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import __version__
-from .benchmark import git_commit, record_run
 from .imaging import load_scan
 from .metrics import volume_scores
 from .paths import command_line
 from .predictor import Predictor, Prompt, load_model
 from .prompts import bbox
+from .results import git_commit, record_run
 from .scan import Scan
 from .settings import settings
 from .strategies import STRATEGIES_3D

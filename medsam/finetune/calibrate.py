@@ -26,8 +26,6 @@ import argparse
 import copy
 import hashlib
 import json
-import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,16 +36,17 @@ import torch
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..automatic import grid_points
-from ..benchmark import git_commit, read_manifest
 from ..checkpoints import resolve
+from ..decoding import Embedding, Prompt, prompt_embeddings
 from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
 from ..metrics import components
 from ..paths import REPO, command_line, shown
-from ..predictor import Embedding, Predictor, Prompt, load_model, prompt_embeddings
+from ..predictor import Predictor, load_model
 from ..prompts import bbox, center_point, jitter_box, random_points, rng_for
+from ..results import git_commit, machine, versions
+from ..runner import read_manifest
 
 KINDS = ("grid", "point_center", "point_random", "box", "box_jitter", "box_point")
 MAX_COMPONENTS = 5
@@ -202,8 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     record = {"command": command_line(["python", "-m", "medsam.finetune", "calibrate"], argv or []),
               "git_commit": git_commit(args.results), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "versions": {"medsam": __version__, "torch": torch.__version__},
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()}}
+              "versions": versions(),
+              "machine": machine()}
     t0 = time.perf_counter()
     predictor = load_model(args.model)
     source = resolve(predictor.spec.checkpoint)

@@ -39,8 +39,6 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import __version__
-from ..benchmark import git_commit, record_run
 from ..embeddings import features_for
 from ..errors import InputError, MedsamError
 from ..heads import (
@@ -57,6 +55,7 @@ from ..metrics import dice
 from ..models import Geometry
 from ..paths import command_line
 from ..predictor import Predictor, as_rgb, load_model
+from ..results import git_commit, machine, record_run, versions
 
 # Equal steps for every head, set by trials on hc18 and wbc_cellavision (k=4): with 80 steps, or
 # the same compute in batches of 2, the decoder lagged; a cosine decay hurt; decoder lr 2e-3
@@ -326,10 +325,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
         record_run(args.out / "label_efficiency_provenance.json", {
             "command": command_line(["python", "-m", "medsam.finetune", "heads"], argv),
             "git_commit": commit,  # at the start
-            "versions": {"medsam": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                         "python": platform.python_version()},
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+            "versions": versions(),
+            "machine": {**machine(), "processor": platform.processor(), "torch_threads": torch.get_num_threads()},
             "options": {"datasets": args.datasets, "k": args.k, "draws": args.draws, "heads": args.heads,
                         "steps": args.steps, "batch_size": args.batch_size, "lr": LR, "encoder": ENCODER},
             "start": start.isoformat(timespec="seconds"),
