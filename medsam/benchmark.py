@@ -41,6 +41,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The checked options (``--help`` lists them); a bad one exits with one plain sentence."""
     p = _Parser(prog="python -m medsam.benchmark", description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, help="folder with manifest.csv and the images/masks it names")
     p.add_argument("--out", type=Path, required=True, help="output folder (created; resumed if present)")
@@ -204,7 +205,14 @@ def print_report(out: Path, models: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry point; bad input exits with one plain sentence."""
+    """Command-line entry point (``python -m medsam.benchmark``, ``medsam-benchmark``).
+
+    Args:
+        argv: the options (default: ``sys.argv[1:]``); see ``parse_args`` or ``--help``.
+
+    Raises:
+        SystemExit: bad input, or an error during the run, as one plain sentence.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     if threading.current_thread() is threading.main_thread():  # `kill` stops as cleanly as Ctrl-C

@@ -178,7 +178,22 @@ class Predictor:
 
     def predict(self, points: Any = None, labels: Any = None, box: Any = None, multimask: bool = True,
                 mask_input: Any = None, embedding: Embedding | None = None) -> Prediction:
-        """Segment the current image (or ``embedding``) from one prompt."""
+        """Segment the current image (or ``embedding``) from one prompt.
+
+        Args:
+            points: (N, 2) as (x, y) in original-image pixels, at most ``MAX_POINTS``.
+            labels: one per point, 1 (object) or 0 (background); default all 1.
+            box: [x0, y0, x1, y1] in original-image pixels (clipped to the image).
+            multimask: three candidates (True) or one.
+            mask_input: (256, 256) low-res logits of an earlier prediction (``Prediction.logits[i]``).
+            embedding: an image from ``set_image`` (default: the current one).
+
+        Returns:
+            The masks at the original image size, best first by predicted IoU.
+
+        Raises:
+            InputError: no image is set, or the prompt is malformed or outside the image.
+        """
         prompt = Prompt.make(points, labels, box, mask_input, multimask)
         return self.predict_batch([prompt], embedding)[0]
 
@@ -189,6 +204,16 @@ class Predictor:
 
         Prompts with the same number of points, box/no box, mask input/none and multimask flag
         form one batch, so each result equals what ``predict`` gives for that prompt alone.
+
+        Args:
+            prompts: ``Prompt`` objects, or mappings of ``Prompt.make``'s arguments.
+            embedding: an image from ``set_image`` (default: the current one).
+
+        Returns:
+            One ``Prediction`` per prompt, in order.
+
+        Raises:
+            InputError: no image is set, or a prompt is malformed or outside the image.
         """
         emb = embedding or self._current
         if emb is None:
