@@ -139,7 +139,8 @@ def main() -> None:
               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": default_threads(),
                           "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
               "model": args.model, "backend": predictor.engine.tag, "grid": args.grid,
-              "filters": {"pred_iou": predictor.spec.everything.pred_iou, "stability": predictor.spec.everything.stability},
+              "filters": {"pred_iou": predictor.spec.everything.pred_iou,
+                          "stability": predictor.spec.everything.stability},
               "median_seconds": median, "speedup": {p: round(median[p] / median["grid"], 2) for p in PATHS},
               "images": rows, "click_graph_ms_per_click_by_batch": per_click_ms}
     args.out.write_text(json.dumps(record, indent=2) + "\n")

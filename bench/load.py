@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +197,7 @@ def figures(args: argparse.Namespace, users: list[User], have_data: bool, rss: d
     return {
         "command": command_line(["python", "-m", "bench.load"], sys.argv[1:]),
         "git_commit": git_commit(REPO / "results"),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "env": {k: os.environ[k] for k in ("MEDSAM_THREADS", "MEDSAM_BACKEND", "MEDSAM_CACHE_MB", "OMP_NUM_THREADS")
                 if k in os.environ},

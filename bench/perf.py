@@ -24,8 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -115,8 +116,8 @@ def decoder_latency(image: np.ndarray, box: list[int], repeat: int = 20) -> dict
         rng = np.random.default_rng(0)
         sixteen = [Prompt(rng.uniform([box[0], box[1]], [box[2], box[3]], (1, 2)), np.ones(1)).checked(h, w)
                    for _ in range(16)]
-        out[variant] = {"per_prompt_ms": median_ms(lambda: pred.predict_batch(one, emb), repeat),
-                        "batch16_ms": median_ms(lambda: pred.predict_batch(sixteen, emb), max(3, repeat // 4))}
+        out[variant] = {"per_prompt_ms": median_ms(partial(pred.predict_batch, one, emb), repeat),
+                        "batch16_ms": median_ms(partial(pred.predict_batch, sixteen, emb), max(3, repeat // 4))}
         out[variant]["batch16_per_prompt_ms"] = round(out[variant]["batch16_ms"] / 16, 1)
     return out
 

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -123,8 +124,8 @@ def main() -> None:
         emb = pred.set_image(cases[0][0])
         box = [Prompt.make(**prompts(cases[0][1])["box"]).checked(*emb.geometry.original)]
         report["variants"][variant] = {
-            "encoder_ms": median_ms(lambda: pred.engine.encode(x), 10),
-            "decoder_ms": median_ms(lambda: pred.predict_batch(box, emb), 20),
+            "encoder_ms": median_ms(partial(pred.engine.encode, x), 10),
+            "decoder_ms": median_ms(partial(pred.predict_batch, box, emb), 20),
             "agreement_with_eager": {k: round(float(np.mean(v)), 4) for k, v in agree.items()},
             "worst_pair": {k: round(float(np.min(v)), 4) for k, v in agree.items()}}
         print(variant, json.dumps(report["variants"][variant]), flush=True)

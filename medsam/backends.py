@@ -129,7 +129,8 @@ class DecoderGraph(torch.nn.Module):
         pe = self.prompt_encoder
         sparse = pe.pe_layer.forward_with_coords(point_coords + 0.5, pe.input_image_size)
         labels = point_labels[..., None]
-        sparse = sparse * (labels != -1).to(sparse.dtype) + pe.not_a_point_embed.weight * (labels == -1).to(sparse.dtype)
+        padding = (labels == -1).to(sparse.dtype)
+        sparse = sparse * (labels != -1).to(sparse.dtype) + pe.not_a_point_embed.weight * padding
         for i, point_embed in enumerate(pe.point_embeddings):
             sparse = sparse + point_embed.weight * (labels == i).to(sparse.dtype)
         dense = pe.mask_downscaling(mask_input) * has_mask_input + \
@@ -342,5 +343,5 @@ def make_engine(model: Sam, input_size: int, backend: str | None = None, device:
     except Exception as exc:  # noqa: BLE001 - any export/compile failure leaves eager PyTorch working
         if (backend or settings().backend).lower() != "auto":
             raise ModelUnavailableError(f"The {name} backend could not be prepared: {exc}") from exc
-        warnings.warn(f"Using eager PyTorch: the {name} backend could not be prepared ({exc}).")
+        warnings.warn(f"Using eager PyTorch: the {name} backend could not be prepared ({exc}).", stacklevel=2)
         return TorchEngine(model)

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -54,7 +54,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, help="only the first N pairs (round-robin over datasets)")
     p.add_argument("--shard", help="i/n: run the i-th of n disjoint parts of the pairs (by image)")
     p.add_argument("--backend", help="inference backend: auto (default: MEDSAM_BACKEND, else the fastest "
-                   "installed), openvino, onnxruntime or torch; masks agree (see bench/perf.py and bench/backend_parity.py)")
+                   "installed), openvino, onnxruntime or torch; masks agree (see bench/perf.py and "
+                   "bench/backend_parity.py)")
     p.add_argument("--report", action="store_true",
                    help="print the per-strategy means, best/worst box targets and descriptor correlations of "
                         "--out's benchmark.csv and exit")
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
         if not args.shard:
             write_summary(args.out)
         return
-    start, t0, commit = datetime.now(timezone.utc), time.perf_counter(), git_commit(args.out)
+    start, t0, commit = datetime.now(UTC), time.perf_counter(), git_commit(args.out)
     outcome: Outcome | None = None
     try:
         outcome = execute(plan, args, csv_path)
@@ -180,7 +181,7 @@ def run_record(args: argparse.Namespace, argv: Sequence[str], outcome: Outcome |
                     "shard": "/".join(map(str, args.shard)) if args.shard else None,
                     "backend": list(done.engines), **options},
         "start": start.isoformat(timespec="seconds"),
-        "end": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "end": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_s": round(wall_s, 1), "completed": outcome is not None and outcome.completed,
         "pairs_done": done.pairs, "rows_written": done.rows, "pairs_failed": done.failed_pairs}
 

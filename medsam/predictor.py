@@ -13,7 +13,8 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch

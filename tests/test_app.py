@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import bomb_png
 from medsam.gallery import data_dir as configured_data
 from medsam.ui import build, launch_kwargs, queue_kwargs
-
-from conftest import bomb_png
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

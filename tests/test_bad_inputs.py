@@ -19,9 +19,10 @@ import socket
 import struct
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import gradio as gr
@@ -37,20 +38,19 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MPEG2MPML, generate_uid
-
-from medsam.readers import PILLOW_LIMIT
-from medsam.settings import settings
-from medsam import imaging, load_model, models
-from medsam import session as session_module
-from medsam.errors import CheckpointError, InputError, MedsamError, ModelUnavailableError
-from medsam.decoding import MAX_POINTS
-from medsam.service import MAX_PROMPT_CHARS, segment_files
-from medsam.session import MODES
-from medsam.ui import CACHE_CLEANUP, build, launch_kwargs, queue_kwargs
-from medsam.ui.segment_tab import SegmentTab
+from pydicom.uid import MPEG2MPML, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from conftest import bomb_png, tiny_spec
+from medsam import imaging, load_model, models
+from medsam import session as session_module
+from medsam.decoding import MAX_POINTS
+from medsam.errors import CheckpointError, InputError, MedsamError, ModelUnavailableError
+from medsam.readers import PILLOW_LIMIT
+from medsam.service import MAX_PROMPT_CHARS, segment_files
+from medsam.session import MODES
+from medsam.settings import settings
+from medsam.ui import CACHE_CLEANUP, build, launch_kwargs, queue_kwargs
+from medsam.ui.segment_tab import SegmentTab
 
 UPLOAD_MB = 4  # the test app's upload limit (MEDSAM_MAX_UPLOAD_MB); every corpus file is smaller
 MARKER = "executed.txt"  # what the pickled code in a checkpoint would write, were it ever run
@@ -338,7 +338,8 @@ CASES = [
     Case("one-pixel", _file("dot.png", lambda: _png(np.zeros((1, 1), np.uint8))),
          r"The image is 1x1 pixels; it must be at least 8x8\.", ui="upload"),
     Case("png-bomb-30000", _file("bomb.png", bomb_png),
-         rf"The image is too large: its header declares more than {2 * max(settings().max_pixels, PILLOW_LIMIT):,} pixels and the "
+         rf"The image is too large: its header declares more than "
+         rf"{2 * max(settings().max_pixels, PILLOW_LIMIT):,} pixels and the "
          rf"limit is {LIMIT}\.", ui="upload"),
     Case("sliver-6000x8", _file("sliver.png", lambda: _png(np.zeros((8, 6000), np.uint8))),
          r"The image is 6000x8 pixels; its longer side may be at most 100 times its shorter side\.", ui="upload"),
@@ -423,7 +424,8 @@ CASES = [
     Case("unknown-model", _unknown_model, r"Unknown model 'no_such_model'\. Known models: litemedsam, .*\.",
          kind=MedsamError, load_kind=MedsamError),
     Case("checkpoint-missing", _missing_checkpoint,
-         r"The checkpoint sam_vit_b_01ec64\.pth \(\d+ MB\) is not in \$MEDSAM_CHECKPOINTS\. Download it from https://\S+ "
+         r"The checkpoint sam_vit_b_01ec64\.pth \(\d+ MB\) is not in \$MEDSAM_CHECKPOINTS\. "
+         r"Download it from https://\S+ "
          r"and put it in that folder .*\.", ui="model", load_kind=ModelUnavailableError),
     Case("checkpoint-wrong-sha256", _checkpoint("tiny_sha", sha256="0" * 64),
          r"The checkpoint tiny_sha\.pth does not have the expected sha256 of tiny_sha\.pth; it is corrupt or a "

@@ -43,7 +43,7 @@ def make_rows() -> pd.DataFrame:
     """Two models x 3 targets x 5 pairs x every strategy (and seed) in SEEDS, random DICE."""
     rng = np.random.default_rng(0)
     rows = []
-    for t, (dataset, modality, obj) in enumerate(TARGETS):
+    for dataset, modality, obj in TARGETS:
         for p in range(PAIRS):
             pair = {"dataset": dataset, "modality": modality, "object": obj, "image": f"{dataset}/images/{p}.png",
                     "mask": f"{dataset}/masks/{p}.png", "group": f"{dataset}:{p}",

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_benchmark import make_data
 
 from medsam import benchmark, distributed, results, runner
 from medsam.errors import MedsamError
+from test_benchmark import make_data
 
 REPO = Path(__file__).resolve().parents[1]
 TIMINGS = ["encode_ms", "decode_ms", "wall_ms"]

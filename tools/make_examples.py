@@ -163,7 +163,8 @@ def build_volume(volumes: Path, pick: VolumePick, manifest: pd.DataFrame) -> tup
     label.with_name(label.name.removesuffix(".nii.gz") + LABELS_SUFFIX).write_text(json.dumps(sidecar, indent=1) + "\n")
     licence = "Apache-2.0"
     assert first.license.startswith(licence), first.license
-    citation = "Wasserthal et al., TotalSegmentator: robust segmentation of 104 anatomical structures in CT, Radiology: AI 2023"
+    citation = ("Wasserthal et al., TotalSegmentator: robust segmentation of 104 anatomical structures in CT, "
+                "Radiology: AI 2023")
     source_text = f"TotalSegmentator test files (wasserth/TotalSegmentator, {first.source_path.split(' | ')[0]})"
     out = [{"image": f"volumes/{pick.name}", "mask": f"volumes/{label.name}", "modality": first.modality,
             "object": obj, "box": "", "license": licence, "source": source_text, "citation": citation}

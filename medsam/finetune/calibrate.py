@@ -108,6 +108,11 @@ def true_iou(predictor: Predictor, logits: torch.Tensor, emb: Embedding, target:
     return out
 
 
+def _structure(kind: str) -> str:
+    """The decoder-call structure of a calibration prompt kind: point, box or box_point."""
+    return "box_point" if kind == "box_point" else "box" if kind.startswith("box") else "point"
+
+
 def collect(predictor: Predictor, data: Path, rows: pd.DataFrame, seed: int = 0) -> Features:
     """Features of every calibration prompt of the given manifest rows."""
     parts: list[tuple] = []
@@ -121,8 +126,7 @@ def collect(predictor: Predictor, data: Path, rows: pd.DataFrame, seed: int = 0)
         for comp in components(gt, MAX_COMPONENTS):
             made = target_prompts(comp, rng)
             for structure in ("point", "box", "box_point"):
-                group = [(k, p.checked(*gt.shape)) for k, p in made
-                         if structure == ("box_point" if k == "box_point" else "box" if k.startswith("box") else "point")]
+                group = [(k, p.checked(*gt.shape)) for k, p in made if structure == _structure(k)]
                 logits, iou, tokens = decode_all(predictor.model, [p for _, p in group], emb)
                 parts.append((tokens, iou.numpy(), true_iou(predictor, logits, emb, comp),
                               [k for k, _ in group], [row.group] * len(group)))

@@ -96,7 +96,8 @@ def sample_prompt(t: Target, rng: np.random.Generator) -> tuple[np.ndarray | Non
 
 
 def _decode(model: torch.nn.Module, emb: Embedding, points: np.ndarray | None, labels: np.ndarray | None,
-            box: np.ndarray | None, mask_input: torch.Tensor | None, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+            box: np.ndarray | None, mask_input: torch.Tensor | None,
+            multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
     mask = None if mask_input is None else mask_input[0, 0].detach().numpy()
     return decode_prompts(model, [Prompt(points, labels, box, mask, multimask)], emb)
 

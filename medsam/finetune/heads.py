@@ -26,10 +26,10 @@ import platform
 import sys
 import time
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -313,7 +313,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / "label_efficiency.csv"
     done = done_keys(csv_path)
-    start, t0, commit = datetime.now(timezone.utc), time.perf_counter(), git_commit(args.out)
+    start, t0, commit = datetime.now(UTC), time.perf_counter(), git_commit(args.out)
     written, completed = 0, False
     try:
         for dataset in args.datasets:
@@ -330,7 +330,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
             "options": {"datasets": args.datasets, "k": args.k, "draws": args.draws, "heads": args.heads,
                         "steps": args.steps, "batch_size": args.batch_size, "lr": LR, "encoder": ENCODER},
             "start": start.isoformat(timespec="seconds"),
-            "end": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "end": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_s": round(time.perf_counter() - t0, 1), "completed": completed, "rows_written": written})
     print(f"Wrote {written} rows to {csv_path}.")
 
