@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from medsam.benchmark import git_commit
 from medsam.paths import REPO, command_line
+from medsam.results import git_commit
+from medsam.settings import settings
 
 VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),
             "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16")}
@@ -30,7 +31,7 @@ TOLERANCE = 0.005
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"))
+    parser.add_argument("--data", type=Path, default=settings().data)
     parser.add_argument("--model", default="litemedsam")
     parser.add_argument("--limit", type=int, help="only the first N pairs")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {','.join(VARIANTS)}")

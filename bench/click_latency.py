@@ -22,13 +22,13 @@ import platform
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from medsam.benchmark import git_commit
 from medsam.paths import command_line
+from medsam.results import git_commit
 
 
 def _phantom(folder: Path) -> tuple[Path, list[int]]:

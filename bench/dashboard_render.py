@@ -19,8 +19,8 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -34,9 +34,9 @@ TARGETS = [("cosmos_heart_mri", "mri", "left_ventricle"), ("brats2021_flair_edem
 def synthetic_rows(n_rows: int, seed: int = 0) -> pd.DataFrame:
     """About ``n_rows`` benchmark rows in the benchmark's columns: every strategy, 3 seeds for the
     random ones, per-pair descriptors, click curves; DICE drawn at random (timing only)."""
-    from medsam.benchmark import COLUMNS
     from medsam.metrics import noc
     from medsam.prompts import STRATEGIES
+    from medsam.results import COLUMNS
 
     rng = np.random.default_rng(seed)
     units = [(s, k) for s, spec in STRATEGIES.items() for k in range(3 if spec.random else 1)]

@@ -32,12 +32,12 @@ import torch
 from segment_anything.utils.amg import batched_mask_to_box, calculate_stability_score
 
 from medsam import automatic, backends, load_model
-from medsam.backends import threads
-from medsam.benchmark import git_commit
+from medsam.backends import default_threads
 from medsam.imaging import load_rgb
 from medsam.models import LOW_RES
 from medsam.paths import REPO, command_line
 from medsam.predictor import Embedding, EmbeddingCache, Predictor, Prompt
+from medsam.results import git_commit
 
 IMAGES = {"ct": "amos_0006_90.png", "mri": "msflair_113021.png", "ultrasound": "busi_malignant_17.png",
           "x-ray": "cxr_41182_2020_203_fig5_html.png", "octa": "octa500_10029.png"}
@@ -136,10 +136,11 @@ def main() -> None:
     per_click_ms = batch_sizes(predictor, [int(b) for b in args.batches.split(",") if b])
     record = {"command": command_line(["python", "-m", "bench.everything"], sys.argv[1:]),
               "git_commit": git_commit(args.out.parent), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": threads(),
+              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": default_threads(),
                           "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
               "model": args.model, "backend": predictor.engine.tag, "grid": args.grid,
-              "filters": {"pred_iou": predictor.spec.everything.pred_iou, "stability": predictor.spec.everything.stability},
+              "filters": {"pred_iou": predictor.spec.everything.pred_iou,
+                          "stability": predictor.spec.everything.stability},
               "median_seconds": median, "speedup": {p: round(median[p] / median["grid"], 2) for p in PATHS},
               "images": rows, "click_graph_ms_per_click_by_batch": per_click_ms}
     args.out.write_text(json.dumps(record, indent=2) + "\n")

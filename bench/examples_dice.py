@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from medsam.benchmark import git_commit
 from medsam.gallery import bundled_examples
 from medsam.paths import REPO, command_line
+from medsam.results import git_commit
 from medsam.service import segment_files
 
 
@@ -43,7 +43,7 @@ def main() -> None:
         "git_commit": git_commit(args.out.parent), "date": time.strftime("%Y-%m-%d")}, indent=2) + "\n")
     wide = table.pivot_table(index=["modality", "image", "object"], columns="model", values="dice", sort=False)
     print("| example | " + " | ".join(wide.columns) + " |\n|---|" + "---|" * len(wide.columns))
-    for (modality, image, obj), values in wide.iterrows():
+    for (_, image, obj), values in wide.iterrows():
         print(f"| {obj.replace('_', ' ')} ({image}) | " + " | ".join(f"{v:.3f}" for v in values) + " |")
     for model in wide.columns:
         n = (wide[model] >= 0.7).sum()

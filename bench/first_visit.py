@@ -24,8 +24,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from medsam.benchmark import git_commit
 from medsam.paths import REPO, command_line
+from medsam.results import git_commit
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

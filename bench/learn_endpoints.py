@@ -16,11 +16,12 @@ import socket
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
-from medsam.benchmark import git_commit
 from medsam.gallery import bundled_examples
 from medsam.paths import REPO, command_line
+from medsam.results import git_commit
 from medsam.ui import build, launch_kwargs, queue_kwargs
 
 
@@ -54,12 +55,12 @@ def main() -> None:
         image, mask, box = handle_file(str(ex.image)), handle_file(str(ex.mask)), json.dumps(list(ex.box))
         prompts = json.dumps({"box": list(ex.box)})
         client.predict(image, prompts, args.model, None, api_name="/segment")  # encodes the image
-        times["segment_cached"].append(timed(lambda: client.predict(image, prompts, args.model, None,
-                                                                   api_name="/segment")))
-        times["prompt_sensitivity"].append(timed(lambda: client.predict(image, mask, args.model, box, 20, 10,
-                                                                       api_name="/prompt_sensitivity")))
-        times["clicks_to_target"].append(timed(lambda: client.predict(image, mask, args.model, 10,
-                                                                     api_name="/clicks_to_target")))
+        segment = partial(client.predict, image, prompts, args.model, None, api_name="/segment")
+        sensitivity = partial(client.predict, image, mask, args.model, box, 20, 10, api_name="/prompt_sensitivity")
+        clicks = partial(client.predict, image, mask, args.model, 10, api_name="/clicks_to_target")
+        times["segment_cached"].append(timed(segment))
+        times["prompt_sensitivity"].append(timed(sensitivity))
+        times["clicks_to_target"].append(timed(clicks))
         print(ex.id, {k: round(v[-1], 2) for k, v in times.items()}, flush=True)
     demo.close()
     figures = {"command": command_line(["python", "-m", "bench.learn_endpoints"], sys.argv[1:]),

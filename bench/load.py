@@ -23,13 +23,14 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from medsam.benchmark import git_commit
 from medsam.paths import REPO, command_line
+from medsam.results import git_commit
+from medsam.settings import settings
 from medsam.ui import launch_kwargs, queue_kwargs  # the settings app.py launches with
 
 MODEL = "litemedsam"
@@ -159,47 +160,44 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "os": platform.platform()}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"),
+    parser.add_argument("--data", type=Path, default=settings().data,
                         help="folder with manifest.csv (default: $MEDSAM_DATA); generated images without it")
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--clicks", type=int, default=25, help="clicks per user, after one warm-up request")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "reliability.json")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="medsam-load-"))
-    have_data = args.data is not None and (args.data / "manifest.csv").is_file()
-    images = data_images(args.data, args.users) if have_data else []
-    images += generated_images(work, args.users - len(images))
-    users = [User(image, box) for image, box in images]
-    proc, url, startup_s = start_app(work / "app.log")
-    try:
-        rss = {"before": rss_mb(proc.pid)}
-        warmed = threading.Barrier(len(users) + 1, timeout=3600)
-        measured = threading.Barrier(len(users) + 1, timeout=3600)
-        threads = [threading.Thread(target=run_user, args=(url, u, args.clicks, i, warmed, measured), daemon=True)
-                   for i, u in enumerate(users)]
-        for t in threads:
-            t.start()
-        warmed.wait()
-        rss["after_warmup"] = rss_mb(proc.pid)
-        start = time.perf_counter()
-        measured.wait()
-        wall_s = time.perf_counter() - start
-        rss["end"] = rss_mb(proc.pid)
-        rss["peak"] = rss_mb(proc.pid, "VmHWM")
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
+def drive(proc: subprocess.Popen, url: str, users: list[User], clicks: int) -> tuple[dict, float]:
+    """All users at once against the app: (its memory at each stage in MB, wall seconds of the clicks)."""
+    rss = {"before": rss_mb(proc.pid)}
+    warmed = threading.Barrier(len(users) + 1, timeout=3600)
+    measured = threading.Barrier(len(users) + 1, timeout=3600)
+    threads = [threading.Thread(target=run_user, args=(url, u, clicks, i, warmed, measured), daemon=True)
+               for i, u in enumerate(users)]
+    for t in threads:
+        t.start()
+    warmed.wait()
+    rss["after_warmup"] = rss_mb(proc.pid)
+    start = time.perf_counter()
+    measured.wait()
+    wall_s = time.perf_counter() - start
+    rss["end"] = rss_mb(proc.pid)
+    rss["peak"] = rss_mb(proc.pid, "VmHWM")
+    return rss, wall_s
+
+
+def figures(args: argparse.Namespace, users: list[User], have_data: bool, rss: dict, wall_s: float,
+            startup_s: float) -> dict:
+    """What results/reliability.json records."""
     clicks = [ms for u in users for ms in u.click_ms]
     errors = [e for u in users for e in u.errors]
-    commit = git_commit(REPO / "results")
-    figures = {
+    return {
         "command": command_line(["python", "-m", "bench.load"], sys.argv[1:]),
-        "git_commit": commit,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "git_commit": git_commit(REPO / "results"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "env": {k: os.environ[k] for k in ("MEDSAM_THREADS", "MEDSAM_BACKEND", "MEDSAM_CACHE_MB", "OMP_NUM_THREADS")
                 if k in os.environ},
@@ -220,16 +218,32 @@ def main() -> None:
         "startup_s": round(startup_s, 1),
         "rss_mb": rss,
         "rss_growth_kb_per_click": round((rss["end"] - rss["after_warmup"]) * 1024 / max(len(clicks), 1), 1),
-        "embedding_cache_bound_mb": float(os.environ.get("MEDSAM_CACHE_MB", "256")),
+        "embedding_cache_bound_mb": settings().cache_mb,
         "queue": queue_kwargs(),
         "max_file_size": launch_kwargs()["max_file_size"],
     }
-    text = json.dumps(figures, indent=2)
+
+
+def main() -> None:
+    args = parse_args()
+    work = Path(tempfile.mkdtemp(prefix="medsam-load-"))
+    have_data = args.data is not None and (args.data / "manifest.csv").is_file()
+    images = data_images(args.data, args.users) if have_data else []
+    images += generated_images(work, args.users - len(images))
+    users = [User(image, box) for image, box in images]
+    proc, url, startup_s = start_app(work / "app.log")
+    try:
+        rss, wall_s = drive(proc, url, users, args.clicks)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    result = figures(args, users, have_data, rss, wall_s, startup_s)
+    text = json.dumps(result, indent=2)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
-    if errors:
-        sys.exit(f"{len(errors)} requests failed; the app's log is {work / 'app.log'}")
+    if result["errors"]:
+        sys.exit(f"{result['errors']} requests failed; the app's log is {work / 'app.log'}")
     shutil.rmtree(work)
 
 

@@ -24,9 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -36,26 +36,17 @@ from bench.click_latency import _phantom, measure, start_app
 from bench.load import data_images, rss_mb
 from bench.load import start_app as start_app_process
 from medsam import backends
-from medsam.benchmark import DEFAULT_GRID, git_commit
 from medsam.imaging import load_rgb
 from medsam.models import build_model, get_spec
 from medsam.paths import REPO, command_line
 from medsam.predictor import EmbeddingCache, Predictor, Prompt
+from medsam.results import git_commit
+from medsam.runner import DEFAULT_GRID
+from medsam.settings import settings
 
 KEPT = ("first_visit",)  # keys of perf.json that other bench scripts write
 VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),
             "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16")}
-
-
-@contextmanager
-def env(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def median_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -71,8 +62,7 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
 def predictor(variant: str, model: str = "litemedsam") -> Predictor:
     backend, precision = VARIANTS[variant]
     spec = get_spec(model)
-    with env(MEDSAM_PRECISION=precision):
-        return Predictor(spec, build_model(spec), cache=EmbeddingCache(0), backend=backend)
+    return Predictor(spec, build_model(spec), cache=EmbeddingCache(0), backend=backend, precision=precision)
 
 
 def encoder_latency(images: list[np.ndarray]) -> dict:
@@ -126,8 +116,8 @@ def decoder_latency(image: np.ndarray, box: list[int], repeat: int = 20) -> dict
         rng = np.random.default_rng(0)
         sixteen = [Prompt(rng.uniform([box[0], box[1]], [box[2], box[3]], (1, 2)), np.ones(1)).checked(h, w)
                    for _ in range(16)]
-        out[variant] = {"per_prompt_ms": median_ms(lambda: pred.predict_batch(one, emb), repeat),
-                        "batch16_ms": median_ms(lambda: pred.predict_batch(sixteen, emb), max(3, repeat // 4))}
+        out[variant] = {"per_prompt_ms": median_ms(partial(pred.predict_batch, one, emb), repeat),
+                        "batch16_ms": median_ms(partial(pred.predict_batch, sixteen, emb), max(3, repeat // 4))}
         out[variant]["batch16_per_prompt_ms"] = round(out[variant]["batch16_ms"] / 16, 1)
     return out
 
@@ -214,26 +204,26 @@ def startup_and_memory(images: list[tuple[Path, list[int]]]) -> dict:
             proc.terminate()
             proc.wait(30)
     return {"startup_s": round(startup, 1), "rss_mb": rss, "images": len(images),
-            "cache_bound_mb": float(os.environ.get("MEDSAM_CACHE_MB", "256"))}
+            "cache_bound_mb": settings().cache_mb}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"), required=False)
+    parser.add_argument("--data", type=Path, default=settings().data, required=False)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "perf.json")
     parser.add_argument("--images", type=int, default=12, help="images for encoder latency (>= 10)")
     parser.add_argument("--pairs", type=int, default=16, help="pairs for benchmark throughput")
     args = parser.parse_args()
     if args.data is None:
         parser.error("give --data (the benchmark folder) or set MEDSAM_DATA")
-    torch.set_num_threads(backends.threads())
+    torch.set_num_threads(backends.default_threads())
     images = data_images(args.data, 50)
     rgbs = [load_rgb(p) for p, _ in images[: args.images]]
     fig: dict = {"command": command_line(["python", "-m", "bench.perf"], sys.argv[1:]),
                  "git_commit": git_commit(REPO / "results"),
                  "date": time.strftime("%Y-%m-%d"),
                  "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                             "threads": backends.threads(), "python": platform.python_version(),
+                             "threads": backends.default_threads(), "python": platform.python_version(),
                              "torch": torch.__version__, "backends": backends.available()},
                  "model": "litemedsam"}
 

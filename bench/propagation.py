@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 
 from medsam import load_model
-from medsam.backends import threads
-from medsam.benchmark import git_commit
+from medsam.backends import default_threads
 from medsam.imaging import load_scan
 from medsam.paths import REPO, command_line
 from medsam.predictor import EmbeddingCache, Predictor, Prompt
 from medsam.prompts import bbox
+from medsam.results import git_commit
 from medsam.settings import settings
 from medsam.volume import propagate
 
@@ -87,7 +87,7 @@ def main() -> None:
     record = {
         "command": command_line(["python", "-m", "bench.propagation"], sys.argv[1:]),
         "git_commit": git_commit(args.out.parent), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": threads(),
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": default_threads(),
                     "load_average": os.getloadavg()},
         "model": args.model, "backend": predictor.engine.tag, "image": args.image, "object": args.object,
         "axis": args.axis, "reference_slices": int((per_slice > 0).sum()), "start_slice": z, "runs": runs,

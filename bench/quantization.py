@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +27,12 @@ import pandas as pd
 from bench.perf import median_ms, predictor
 from medsam import backends
 from medsam.backends import export_graphs, prompt_arrays
-from medsam.benchmark import git_commit
 from medsam.imaging import load_mask, load_rgb
 from medsam.metrics import dice
 from medsam.paths import REPO, command_line
 from medsam.predictor import Predictor, Prompt
+from medsam.results import git_commit
+from medsam.settings import settings
 
 # variant -> (encoder, decoder) precision; "int8" is an NNCF-quantized graph run in f32 otherwise
 VARIANTS = {"f32": ("f32", "f32"), "bf16": ("bf16", "bf16"), "bf16 encoder": ("bf16", "f32"),
@@ -77,7 +78,7 @@ def variant_predictor(variant: str, quantized: dict[str, object]) -> Predictor:
     enc, dec = export_graphs(pred.model, pred.spec.input_size)
     core = ov.Core()
     for part, path, precision in (("encoder", enc, VARIANTS[variant][0]), ("decoder", dec, VARIANTS[variant][1])):
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": backends.threads(),
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": backends.default_threads(),
                   "INFERENCE_PRECISION_HINT": "f32" if precision == "int8" else precision}
         model = quantized[part] if precision == "int8" else str(path)
         setattr(pred.engine, f"_{part}", core.compile_model(model, "CPU", config).create_infer_request())
@@ -86,7 +87,7 @@ def variant_predictor(variant: str, quantized: dict[str, object]) -> Predictor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"))
+    parser.add_argument("--data", type=Path, default=settings().data)
     parser.add_argument("--calibration", type=int, default=40, help="training-split pairs for calibration")
     parser.add_argument("--per-modality", type=int, default=3, help="test-split pairs per modality to compare on")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "quantization.json")
@@ -123,8 +124,8 @@ def main() -> None:
         emb = pred.set_image(cases[0][0])
         box = [Prompt.make(**prompts(cases[0][1])["box"]).checked(*emb.geometry.original)]
         report["variants"][variant] = {
-            "encoder_ms": median_ms(lambda: pred.engine.encode(x), 10),
-            "decoder_ms": median_ms(lambda: pred.predict_batch(box, emb), 20),
+            "encoder_ms": median_ms(partial(pred.engine.encode, x), 10),
+            "decoder_ms": median_ms(partial(pred.predict_batch, box, emb), 20),
             "agreement_with_eager": {k: round(float(np.mean(v)), 4) for k, v in agree.items()},
             "worst_pair": {k: round(float(np.min(v)), 4) for k, v in agree.items()}}
         print(variant, json.dumps(report["variants"][variant]), flush=True)

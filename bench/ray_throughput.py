@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from medsam.benchmark import git_commit
 from medsam.paths import REPO, command_line
+from medsam.results import git_commit
+from medsam.settings import settings
 
 
 def one_run(data: Path, pairs: int, extra: list[str]) -> tuple[float, pd.DataFrame, dict]:
@@ -42,7 +43,7 @@ def one_run(data: Path, pairs: int, extra: list[str]) -> tuple[float, pd.DataFra
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"))
+    parser.add_argument("--data", type=Path, default=settings().data)
     parser.add_argument("--pairs", type=int, default=12)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "ray_throughput.json")
     args = parser.parse_args()

@@ -14,8 +14,8 @@ to the image, and only the surviving masks are upscaled to the image size.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

@@ -9,10 +9,12 @@ labelled -1, so any number of prompts and points goes through one graph. Everyth
 single clicks has a graph of its own (``GridGraph``, exported on first use) that does the
 prompt-independent image work once per batch instead of once per click.
 
-``MEDSAM_BACKEND`` (``auto``, ``openvino``, ``onnxruntime`` or ``torch``) or the ``backend`` argument
-picks one; ``auto`` takes the fastest installed (measured by ``bench/perf.py and bench/backend_parity.py``: OpenVINO, then
-ONNX Runtime, then eager PyTorch). ``MEDSAM_PRECISION=bf16`` lets OpenVINO compute in bfloat16 on
-CPUs that support it (faster, less exact; the default ``f32`` matches eager PyTorch).
+The ``backend`` argument, else ``MEDSAM_BACKEND`` (``auto``, ``openvino``, ``onnxruntime`` or ``torch``;
+empty means ``auto``) picks one; ``auto`` takes the fastest installed (measured by ``bench/perf.py`` and
+``bench/backend_parity.py``: OpenVINO, then ONNX Runtime, then eager PyTorch). The ``threads`` and
+``precision`` arguments default to ``MEDSAM_THREADS`` and ``MEDSAM_PRECISION`` (``medsam.settings``);
+precision ``bf16`` lets OpenVINO compute in bfloat16 on CPUs that support it (faster, less exact; the
+default ``f32`` matches eager PyTorch).
 """
 
 from __future__ import annotations
@@ -26,18 +28,17 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 from segment_anything.modeling import Sam
 
 from . import checkpoints
+from .decoding import Embedding, Prompt, decode_prompts
 from .errors import ModelUnavailableError
 from .models import LOW_RES
-
-if TYPE_CHECKING:
-    from .predictor import Embedding, Prompt
+from .settings import settings
 
 BACKENDS = ("openvino", "onnxruntime", "torch")  # fastest first; each is also its module's name
 GRAPH_VERSION = "1"  # bump when the exported wrappers below change
@@ -53,8 +54,8 @@ def available() -> list[str]:
 
 
 def resolve(backend: str | None = None, device: str | torch.device = "cpu") -> str:
-    """The backend to use: the argument, else ``MEDSAM_BACKEND``, else the fastest installed."""
-    choice = (backend or os.environ.get("MEDSAM_BACKEND") or "auto").lower()
+    """The backend to use: the argument, else ``MEDSAM_BACKEND``, else (``auto``) the fastest installed."""
+    choice = (backend or settings().backend).lower()
     if torch.device(device).type != "cpu":
         return "torch"  # exported graphs run on CPU here; GPUs use eager PyTorch
     if choice == "auto":
@@ -67,20 +68,13 @@ def resolve(backend: str | None = None, device: str | torch.device = "cpu") -> s
     return choice
 
 
-def threads() -> int:
+def default_threads() -> int:
     """Inference threads: ``MEDSAM_THREADS``, else torch's setting (one per core)."""
-    return int(os.environ.get("MEDSAM_THREADS", torch.get_num_threads()))
+    return settings().threads or torch.get_num_threads()
 
 
 def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def precision() -> str:
-    value = os.environ.get("MEDSAM_PRECISION", "f32").lower()
-    if value not in ("f32", "bf16"):
-        raise ModelUnavailableError(f"MEDSAM_PRECISION must be f32 or bf16, not '{value}'.")
-    return value
 
 
 class Engine(Protocol):
@@ -114,7 +108,6 @@ class TorchEngine:
 
     @torch.inference_mode()
     def decode(self, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
-        from .predictor import decode_prompts
         return decode_prompts(self.model, prompts, emb)
 
     @torch.inference_mode()
@@ -136,7 +129,8 @@ class DecoderGraph(torch.nn.Module):
         pe = self.prompt_encoder
         sparse = pe.pe_layer.forward_with_coords(point_coords + 0.5, pe.input_image_size)
         labels = point_labels[..., None]
-        sparse = sparse * (labels != -1).to(sparse.dtype) + pe.not_a_point_embed.weight * (labels == -1).to(sparse.dtype)
+        padding = (labels == -1).to(sparse.dtype)
+        sparse = sparse * (labels != -1).to(sparse.dtype) + pe.not_a_point_embed.weight * padding
         for i, point_embed in enumerate(pe.point_embeddings):
             sparse = sparse + point_embed.weight * (labels == i).to(sparse.dtype)
         dense = pe.mask_downscaling(mask_input) * has_mask_input + \
@@ -269,11 +263,15 @@ def _openvino_core(cache_dir: str):
 
 
 class GraphEngine:
-    """Exported graphs run by OpenVINO or ONNX Runtime. The click graph is compiled on its first use."""
+    """Exported graphs run by OpenVINO or ONNX Runtime on ``threads`` threads (OpenVINO in ``precision``;
+    defaults as for ``make_engine``). The click graph is compiled on its first use."""
 
-    def __init__(self, model: Sam, input_size: int, backend: str) -> None:
+    def __init__(self, model: Sam, input_size: int, backend: str, threads: int | None = None,
+                 precision: str | None = None) -> None:
         self.name = backend
-        self.tag = f"{backend}-bf16" if backend == "openvino" and precision() == "bf16" else backend
+        self.threads, precision = threads or default_threads(), precision or settings().precision
+        self.precision = precision
+        self.tag = f"{backend}-bf16" if backend == "openvino" and precision == "bf16" else backend
         enc, dec = export_graphs(model, input_size)
         self._grid_path = export_grid_graph(model)
         self._grid = None
@@ -289,13 +287,13 @@ class GraphEngine:
                 graph.reshape(static)
             # Pinned threads start at the first cores: processes given fewer threads than there are
             # cores (e.g. one per Ray worker) would all share those cores, so pin only when using all.
-            config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads(),
-                      "INFERENCE_PRECISION_HINT": precision(),
-                      "ENABLE_CPU_PINNING": threads() >= _usable_cores()}
+            config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads,
+                      "INFERENCE_PRECISION_HINT": self.precision,
+                      "ENABLE_CPU_PINNING": self.threads >= _usable_cores()}
             return core.compile_model(graph, "CPU", config).create_infer_request()
         import onnxruntime as ort
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads()
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -332,17 +330,18 @@ class GraphEngine:
         return torch.from_numpy(np.concatenate(low_res)), torch.from_numpy(np.concatenate(iou))
 
 
-def make_engine(model: Sam, input_size: int, backend: str | None = None,
-                device: str | torch.device = "cpu") -> Engine:
-    """The engine for ``backend`` (see ``resolve``); falls back to eager PyTorch, with a warning,
-    when exporting fails (e.g. a read-only checkpoint folder)."""
+def make_engine(model: Sam, input_size: int, backend: str | None = None, device: str | torch.device = "cpu",
+                threads: int | None = None, precision: str | None = None) -> Engine:
+    """The engine for ``backend`` (see ``resolve``) on ``threads`` threads in ``precision`` (defaults:
+    ``MEDSAM_THREADS``, else torch's setting, and ``MEDSAM_PRECISION``). Falls back to eager PyTorch,
+    with a warning, when exporting fails (e.g. a read-only checkpoint folder) and the backend was auto."""
     name = resolve(backend, device)
     if name == "torch":
         return TorchEngine(model)
     try:
-        return GraphEngine(model, input_size, name)
+        return GraphEngine(model, input_size, name, threads, precision)
     except Exception as exc:  # noqa: BLE001 - any export/compile failure leaves eager PyTorch working
-        if backend or os.environ.get("MEDSAM_BACKEND", "auto").lower() != "auto":
+        if (backend or settings().backend).lower() != "auto":
             raise ModelUnavailableError(f"The {name} backend could not be prepared: {exc}") from exc
-        warnings.warn(f"Using eager PyTorch: the {name} backend could not be prepared ({exc}).")
+        warnings.warn(f"Using eager PyTorch: the {name} backend could not be prepared ({exc}).", stacklevel=2)
         return TorchEngine(model)

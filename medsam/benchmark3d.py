@@ -27,21 +27,21 @@ import argparse
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from . import __version__
-from .benchmark import git_commit, record_run
 from .imaging import load_scan
 from .metrics import volume_scores
 from .paths import command_line
 from .predictor import Predictor, Prompt, load_model
 from .prompts import bbox
+from .results import git_commit, record_run
 from .scan import Scan
 from .settings import settings
 from .strategies import STRATEGIES_3D
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> pd.DataFrame:
                     rows_written += 1
     record_run(args.out / "benchmark3d_provenance.json", {
         "command": command_line(["python", "-m", "medsam.benchmark3d"], argv), "git_commit": git_commit(args.out),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "medsam": __version__,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "medsam": __version__,
         "python": platform.python_version(), "rows_written": rows_written,
         "wall_seconds": round(time.perf_counter() - start, 1)})
     return pd.read_csv(csv)

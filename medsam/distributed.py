@@ -20,14 +20,20 @@ import argparse
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from .errors import MedsamError
+from .predictor import load_model
+from .results import COLUMNS, KEY, append_rows
+from .runner import Outcome, PairRunner, Plan
+from .settings import settings
 
 SHARD_DIR = "ray-shards"
 MAX_RETRIES = 2  # actor restarts, and retries of a block whose actor died or raised OSError
@@ -51,16 +57,16 @@ def shard_files(out: Path) -> list[Path]:
     return sorted((out / SHARD_DIR).glob("*.parquet"))
 
 
-def fold_shards(out: Path, key: Sequence[str], append_rows: Callable[[Path, list[dict]], None]) -> int:
+def fold_shards(out: Path) -> int:
     """Append the shards' rows that benchmark.csv lacks to it, then delete the shards; returns rows added."""
     paths = shard_files(out)
     if not paths:
         return 0
-    rows = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True).drop_duplicates(list(key))
+    rows = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True).drop_duplicates(KEY)
     csv = out / "benchmark.csv"
     if csv.is_file() and csv.stat().st_size:
-        have = pd.read_csv(csv, usecols=list(key), dtype={"seed": int})
-        rows = rows.merge(have, on=list(key), how="left", indicator=True)
+        have = pd.read_csv(csv, usecols=KEY, dtype={"seed": int})
+        rows = rows.merge(have, on=KEY, how="left", indicator=True)
         rows = rows[rows.pop("_merge") == "left_only"]
     if len(rows):
         append_rows(csv, rows.to_dict("records"))
@@ -69,11 +75,11 @@ def fold_shards(out: Path, key: Sequence[str], append_rows: Callable[[Path, list
     return len(rows)
 
 
-def _write_shard(out: Path, name: str, rows: list[dict], columns: Sequence[str]) -> None:
+def _write_shard(out: Path, name: str, rows: list[dict]) -> None:
     folder = out / SHARD_DIR
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{name}.parquet.tmp"
-    pd.DataFrame(rows, columns=list(columns)).to_parquet(tmp, index=False)
+    pd.DataFrame(rows, columns=COLUMNS).to_parquet(tmp, index=False)
     os.replace(tmp, folder / f"{name}.parquet")  # a shard is either whole or absent
 
 
@@ -94,7 +100,7 @@ class Block:
         return f"{self.model}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
 
 
-def make_blocks(plan: Sequence[tuple[str, str, list]], images_per_block: int) -> list[Block]:
+def make_blocks(plan: Plan, images_per_block: int) -> list[Block]:
     """Regroup the local engine's plan (pass, model, [(pair, todo)]) into per-model blocks: each
     pair's units of all passes together (one encode per image), ``images_per_block`` images each."""
     per_model: dict[str, dict[str, tuple[dict, list]]] = {}
@@ -116,17 +122,11 @@ def make_blocks(plan: Sequence[tuple[str, str, list]], images_per_block: int) ->
 class BlockWorker:
     """A Ray actor's state: one loaded model and a ``PairRunner`` over the data folder."""
 
-    def __init__(self, model: str, backend: str | None, device: str, data: str, grid: int,
-                 threads: int | None) -> None:
-        import torch
-
-        from .benchmark import PairRunner
-        from .predictor import load_model
-
+    def __init__(self, model: str, backend: str, device: str, data: str, grid: int,
+                 threads: int | None, precision: str) -> None:
         if threads:
-            os.environ["MEDSAM_THREADS"] = str(threads)
             torch.set_num_threads(threads)
-        self.predictor = load_model(model, device=device, backend=backend)
+        self.predictor = load_model(model, device=device, backend=backend, threads=threads, precision=precision)
         self.runner = PairRunner(self.predictor, Path(data), grid, {})
 
     def engine_tag(self) -> str:
@@ -146,22 +146,11 @@ class BlockWorker:
 # --- the driver -----------------------------------------------------------------------------
 
 
-@dataclass
-class Outcome:
-    rows: int = 0
-    pairs: int = 0
-    failed_pairs: int = 0
-    failed_blocks: int = 0
-    workers: int = 0
-    engines: tuple[str, ...] = ()
-
-
 def _start(ray: Any, address: str | None) -> None:
     if ray.is_initialized():
         return
     # A new local instance gets this checkout on its workers' path; a cluster's nodes have medsam installed.
-    env = None if address else {"env_vars": {"PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}}
+    env = None if address else {"env_vars": {"PYTHONPATH": os.pathsep.join((str(REPO), *settings().python_path))}}
     ray.init(address=address, runtime_env=env, include_dashboard=False, log_to_driver=False)
 
 
@@ -178,8 +167,17 @@ def worker_resources(ray: Any, args: argparse.Namespace) -> tuple[int, dict, str
     return min(args.workers or fit, fit), {"num_cpus": args.cpus_per_worker}, "cpu"
 
 
-def run_blocks(plan: Sequence[tuple[str, str, list]], args: argparse.Namespace, columns: Sequence[str]) -> Outcome:
-    """Run the plan on Ray; every finished block is written to a shard as it arrives."""
+def run_blocks(plan: Plan, args: argparse.Namespace) -> Outcome:
+    """Run the plan on Ray; every finished block is written to a shard as it arrives.
+
+    Args:
+        plan: from ``medsam.runner.make_plan``.
+        args: the benchmark's options (``out``, ``data``, ``grid``, ``backend``, ``address``,
+            ``workers``, ``cpus_per_worker``, ``block_size``).
+
+    Returns:
+        What ran (blocks that failed are counted in ``failed_blocks`` and redone by the next run).
+    """
     ray = _ray()
     _start(ray, args.address)
     workers, resources, device = worker_resources(ray, args)
@@ -188,47 +186,55 @@ def run_blocks(plan: Sequence[tuple[str, str, list]], args: argparse.Namespace, 
     outcome = Outcome()
     actor_class = ray.remote(max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES, **resources)(BlockWorker)
     threads = None if device == "cuda" else resources["num_cpus"]
+    backend, precision = args.backend or settings().backend, settings().precision  # the driver's, for every actor
     engines: set[str] = set()
     for model in dict.fromkeys(b.model for b in blocks):
         todo = [b for b in blocks if b.model == model]
-        actors = [actor_class.remote(model, args.backend, device, str(args.data.resolve()), args.grid, threads)
+        actors = [actor_class.remote(model, backend, device, str(args.data.resolve()), args.grid, threads, precision)
                   for _ in range(min(workers, len(todo)))]
         outcome.workers = max(outcome.workers, len(actors))
-        bar = tqdm(total=sum(len(b.pairs) for b in todo), desc=f"{model} ray ({len(actors)} workers)",
-                   unit="pair", dynamic_ncols=True)
-        pending: dict[Any, tuple[Any, Block]] = {}
-        idle = list(actors)
-        while todo or pending:
-            while idle and todo:
-                actor, block = idle.pop(), todo.pop(0)
-                ref = actor.run_block.options(retry_exceptions=[OSError]).remote(block.pairs)
-                pending[ref] = (actor, block)
-            if not pending:  # every actor is gone: the rest waits for the next run
-                outcome.failed_blocks += len(todo)
-                break
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            actor, block = pending.pop(ref)
-            try:
-                rows, failed = ray.get(ref)
-            except ray.exceptions.RayError as exc:
-                outcome.failed_blocks += 1
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-                tqdm.write(f"A block of {len(block.pairs)} pairs failed after {MAX_RETRIES} retries ({reason}); "
-                           "the next run redoes it.")
-                if not isinstance(exc, ray.exceptions.RayActorError):
-                    idle.append(actor)
-            else:
-                _write_shard(args.out, block.name, rows, columns)
-                for reason in failed:
-                    tqdm.write(f"Skipped {reason}")
-                outcome.rows += len(rows)
-                outcome.pairs += len(block.pairs) - len(failed)
-                outcome.failed_pairs += len(failed)
-                idle.append(actor)
-            bar.update(len(block.pairs))
-        bar.close()
+        idle = _run_model_blocks(ray, actors, todo, args.out, outcome)
         engines.update(ray.get([a.engine_tag.remote() for a in idle]))
         for actor in actors:
             ray.kill(actor)
     outcome.engines = tuple(sorted(engines))
     return outcome
+
+
+def _run_model_blocks(ray: Any, actors: list, todo: list[Block], out: Path, outcome: Outcome) -> list:
+    """Hand one model's blocks to its actors as they free up, write each result as a shard and count
+    it in ``outcome``; returns the actors still alive."""
+    bar = tqdm(total=sum(len(b.pairs) for b in todo), desc=f"{todo[0].model} ray ({len(actors)} workers)",
+               unit="pair", dynamic_ncols=True)
+    pending: dict[Any, tuple[Any, Block]] = {}
+    idle = list(actors)
+    while todo or pending:
+        while idle and todo:
+            actor, block = idle.pop(), todo.pop(0)
+            ref = actor.run_block.options(retry_exceptions=[OSError]).remote(block.pairs)
+            pending[ref] = (actor, block)
+        if not pending:  # every actor is gone: the rest waits for the next run
+            outcome.failed_blocks += len(todo)
+            break
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        actor, block = pending.pop(ref)
+        try:
+            rows, failed = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            outcome.failed_blocks += 1
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            tqdm.write(f"A block of {len(block.pairs)} pairs failed after {MAX_RETRIES} retries ({reason}); "
+                       "the next run redoes it.")
+            if not isinstance(exc, ray.exceptions.RayActorError):
+                idle.append(actor)
+        else:
+            _write_shard(out, block.name, rows)
+            for reason in failed:
+                tqdm.write(f"Skipped {reason}")
+            outcome.rows += len(rows)
+            outcome.pairs += len(block.pairs) - len(failed)
+            outcome.failed_pairs += len(failed)
+            idle.append(actor)
+        bar.update(len(block.pairs))
+    bar.close()
+    return idle

@@ -19,9 +19,9 @@ holding its weights and what it was trained on (``save_head``); the app lists th
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

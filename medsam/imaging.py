@@ -48,7 +48,21 @@ def load_rgb(
     axis: int = 2,
     index: int | None = None,
 ) -> np.ndarray:
-    """Load any supported file as an (H, W, 3) uint8 picture (a slice for volumes)."""
+    """Load any supported file as an (H, W, 3) uint8 picture (a slice for volumes).
+
+    Args:
+        source: a path, or the file's bytes (pictures, DICOM, NIfTI).
+        filename: the file's name, which helps only when the content is ambiguous (bytes).
+        window: a ``WINDOW_PRESETS`` key, a (level, width) pair or a ``Window`` (default: the scan's own).
+        axis: the axis a volume is sliced along (0, 1 or 2; ignored for 2D pictures).
+        index: the slice along ``axis`` (default: the middle one).
+
+    Returns:
+        The windowed picture, ready for ``Predictor.set_image``.
+
+    Raises:
+        InputError: an unreadable, unsupported or oversized file, or a bad window or slice.
+    """
     scan = load_scan(source, filename)
     image = scan.slice(axis, index)
     return to_rgb(apply_window(image, scan.default_window if window is None else window))

@@ -9,9 +9,10 @@ encoder varies (ViT-B/L/H or TinyViT); the predictor only uses its three sub-mod
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -183,9 +184,9 @@ def _tiny_vit_module():
 
 def _tiny_vit(img_size: int):
     """TinyViT-5M ([64, 128, 160, 320]) as configured by LiteMedSAM."""
-    return _tiny_vit_module().TinyViT(img_size=img_size, in_chans=3, embed_dims=[64, 128, 160, 320], depths=[2, 2, 6, 2],
-                   num_heads=[2, 4, 5, 10], window_sizes=[7, 7, 14, 7], mlp_ratio=4.0, drop_rate=0.0,
-                   drop_path_rate=0.0, use_checkpoint=False, mbconv_expand_ratio=4.0,
+    return _tiny_vit_module().TinyViT(img_size=img_size, in_chans=3, embed_dims=[64, 128, 160, 320],
+                   depths=[2, 2, 6, 2], num_heads=[2, 4, 5, 10], window_sizes=[7, 7, 14, 7], mlp_ratio=4.0,
+                   drop_rate=0.0, drop_path_rate=0.0, use_checkpoint=False, mbconv_expand_ratio=4.0,
                    local_conv_size=3, layer_lr_decay=0.8)
 
 

@@ -1,120 +1,31 @@
-"""Prompted segmentation on one model: embedding cache, prompt checks, batched decoding.
+"""Prompted segmentation on one model: embedding cache, batched decoding.
 
 Like ``segment_anything.SamPredictor`` but family-aware (each model's own preprocessing), with an
-LRU cache of image embeddings bounded in bytes and shared by all predictors, and a batched path that
-sends many prompts on one image through the decoder in as few calls as possible.
+LRU cache of image embeddings bounded in bytes (``MEDSAM_CACHE_MB``) and shared by all predictors,
+and a batched path that sends many prompts on one image through the decoder in as few calls as possible.
+The decoder's inputs and outputs (``Embedding``, ``Prompt``, ``Prediction``) live in ``medsam.decoding``
+and are re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from .backends import Engine, make_engine, resolve
+from .decoding import Embedding, Prediction, Prompt
 from .errors import InputError
-from .models import LOW_RES, Geometry, ModelSpec, build_model, get_spec, model_info, REGISTRY
+from .models import REGISTRY, ModelSpec, build_model, get_spec, model_info
+from .settings import settings
 
-MAX_POINTS = 100  # per prompt; more is refused rather than slowing everyone down
 MIN_SIDE = 8
-
-
-@dataclass
-class Embedding:
-    """An encoded image: the encoder output plus the geometry to map prompts and masks."""
-
-    key: str
-    features: torch.Tensor  # (1, 256, 64, 64)
-    geometry: Geometry
-    encode_ms: float
-    cached: bool = False
-
-    @property
-    def nbytes(self) -> int:
-        return self.features.element_size() * self.features.nelement()
-
-
-@dataclass
-class Prompt:
-    """One prompt in original-image pixels: points (N, 2) as (x, y) with labels 1/0, and/or a box."""
-
-    points: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    box: np.ndarray | None = None
-    mask_input: np.ndarray | None = None  # (256, 256) low-res logits from a previous prediction
-    multimask: bool = True
-
-    @classmethod
-    def make(cls, points: Any = None, labels: Any = None, box: Any = None, mask_input: Any = None,
-             multimask: bool = True) -> Prompt:
-        """Build from lists/arrays/JSON-like values, checking types and lengths."""
-        try:
-            pts = None if points is None or len(points) == 0 else np.asarray(points, np.float64).reshape(-1, 2)
-            lab = None if labels is None or len(labels) == 0 else np.asarray(labels, np.float64).reshape(-1)
-            bx = None if box is None or len(box) == 0 else np.asarray(box, np.float64).reshape(4)
-            mi = None if mask_input is None else np.asarray(mask_input, np.float32).reshape(LOW_RES, LOW_RES)
-        except OverflowError as exc:  # an integer too large for a float
-            raise InputError("Prompt coordinates must be finite numbers.") from exc
-        except (TypeError, ValueError) as exc:
-            raise InputError("Prompts must be numbers: points as [[x, y], ...], labels as [1, 0, ...], "
-                             "a box as [x0, y0, x1, y1] and a mask input (Python API only) as the "
-                             "256x256 low-res logits of an earlier prediction.") from exc
-        if pts is not None:
-            if len(pts) > MAX_POINTS:
-                raise InputError(f"{len(pts)} points were given; at most {MAX_POINTS} are allowed per prompt.")
-            if lab is None:
-                lab = np.ones(len(pts))
-            if len(lab) != len(pts):
-                raise InputError(f"{len(pts)} points but {len(lab)} "
-                                 f"{'label was' if len(lab) == 1 else 'labels were'} given; give one label per point.")
-            if not np.isin(lab, (0, 1)).all():
-                raise InputError("Point labels must be 1 (object) or 0 (background).")
-        elif lab is not None:
-            raise InputError("Labels were given without points.")
-        for arr in (pts, bx, mi):
-            if arr is not None and not np.isfinite(arr).all():
-                raise InputError("Prompt coordinates must be finite numbers.")
-        return cls(pts, lab, bx, mi, bool(multimask))
-
-    def checked(self, height: int, width: int) -> Prompt:
-        """Validate against the image size; clip a box that sticks out, refuse what cannot work."""
-        if self.points is None and self.box is None:
-            raise InputError("Give at least one point or a box.")
-        if self.points is not None:
-            bad = (self.points[:, 0] < 0) | (self.points[:, 0] >= width) | \
-                  (self.points[:, 1] < 0) | (self.points[:, 1] >= height)
-            if bad.any():
-                x, y = self.points[bad][0]
-                raise InputError(f"The point ({x:g}, {y:g}) is outside the {width}x{height} image.")
-        box = self.box
-        if box is not None:
-            x0, y0, x1, y1 = box
-            if x1 < x0 or y1 < y0:
-                raise InputError(f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) is inverted; give it as "
-                                 f"[x0, y0, x1, y1] with x0 < x1 and y0 < y1.")
-            box = np.array([np.clip(x0, 0, width - 1), np.clip(y0, 0, height - 1),
-                            np.clip(x1, 0, width - 1), np.clip(y1, 0, height - 1)])
-            if box[2] <= box[0] or box[3] <= box[1]:
-                raise InputError(f"The box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) has no area inside the "
-                                 f"{width}x{height} image.")
-        return Prompt(self.points, self.labels, box, self.mask_input, self.multimask)
-
-
-@dataclass
-class Prediction:
-    """Masks at the original image size, best first by the model's predicted IoU."""
-
-    masks: np.ndarray  # (K, H, W) bool
-    scores: np.ndarray  # (K,) predicted IoU
-    logits: np.ndarray  # (K, 256, 256) low-res logits; feed logits[i] back as mask_input
-    decode_ms: float
 
 
 class EmbeddingCache:
@@ -174,7 +85,17 @@ class EmbeddingCache:
                 self._items.clear()
 
 
-CACHE = EmbeddingCache(int(float(os.environ.get("MEDSAM_CACHE_MB", "256")) * 2**20))
+_SHARED_CACHE: EmbeddingCache | None = None
+_SHARED_CACHE_LOCK = threading.Lock()
+
+
+def shared_cache() -> EmbeddingCache:
+    """The embedding cache all predictors share by default, made on first use (``MEDSAM_CACHE_MB``)."""
+    global _SHARED_CACHE
+    with _SHARED_CACHE_LOCK:
+        if _SHARED_CACHE is None:
+            _SHARED_CACHE = EmbeddingCache(int(settings().cache_mb * 2**20))
+        return _SHARED_CACHE
 
 
 def image_key(model: str, rgb: np.ndarray) -> str:
@@ -203,15 +124,20 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """Segment images with one model from point/box prompts."""
+    """Segment images with one model from point/box prompts.
 
-    def __init__(self, spec: ModelSpec, model: torch.nn.Module, cache: EmbeddingCache = CACHE,
-                 device: str | torch.device = "cpu", backend: str | None = None) -> None:
+    ``cache`` defaults to ``shared_cache()``; ``backend``, ``threads`` and ``precision`` go to
+    ``medsam.backends.make_engine`` (defaults from ``medsam.settings``).
+    """
+
+    def __init__(self, spec: ModelSpec, model: torch.nn.Module, cache: EmbeddingCache | None = None,
+                 device: str | torch.device = "cpu", backend: str | None = None, threads: int | None = None,
+                 precision: str | None = None) -> None:
         self.spec = spec
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.engine: Engine = make_engine(self.model, spec.input_size, backend, self.device)
-        self.cache = cache
+        self.engine: Engine = make_engine(self.model, spec.input_size, backend, self.device, threads, precision)
+        self.cache = cache or shared_cache()
         self._current: Embedding | None = None
 
     @property
@@ -253,7 +179,22 @@ class Predictor:
 
     def predict(self, points: Any = None, labels: Any = None, box: Any = None, multimask: bool = True,
                 mask_input: Any = None, embedding: Embedding | None = None) -> Prediction:
-        """Segment the current image (or ``embedding``) from one prompt."""
+        """Segment the current image (or ``embedding``) from one prompt.
+
+        Args:
+            points: (N, 2) as (x, y) in original-image pixels, at most ``MAX_POINTS``.
+            labels: one per point, 1 (object) or 0 (background); default all 1.
+            box: [x0, y0, x1, y1] in original-image pixels (clipped to the image).
+            multimask: three candidates (True) or one.
+            mask_input: (256, 256) low-res logits of an earlier prediction (``Prediction.logits[i]``).
+            embedding: an image from ``set_image`` (default: the current one).
+
+        Returns:
+            The masks at the original image size, best first by predicted IoU.
+
+        Raises:
+            InputError: no image is set, or the prompt is malformed or outside the image.
+        """
         prompt = Prompt.make(points, labels, box, mask_input, multimask)
         return self.predict_batch([prompt], embedding)[0]
 
@@ -264,6 +205,16 @@ class Predictor:
 
         Prompts with the same number of points, box/no box, mask input/none and multimask flag
         form one batch, so each result equals what ``predict`` gives for that prompt alone.
+
+        Args:
+            prompts: ``Prompt`` objects, or mappings of ``Prompt.make``'s arguments.
+            embedding: an image from ``set_image`` (default: the current one).
+
+        Returns:
+            One ``Prediction`` per prompt, in order.
+
+        Raises:
+            InputError: no image is set, or a prompt is malformed or outside the image.
         """
         emb = embedding or self._current
         if emb is None:
@@ -295,37 +246,6 @@ class Predictor:
         return self.engine.decode_clicks(np.asarray(points, np.float64).reshape(-1, 2), emb)
 
 
-def decode_prompts(model: torch.nn.Module, prompts: list[Prompt], emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
-    """One prompt-encoder + mask-decoder call for checked prompts of identical structure.
-
-    Returns low-res logits (B, C, 256, 256) and predicted IoU (B, C), in the decoder's order.
-    Differentiable: training calls it directly.
-    """
-    sparse, dense = prompt_embeddings(model, prompts, emb)
-    return model.mask_decoder(
-        image_embeddings=emb.features, image_pe=model.prompt_encoder.get_dense_pe(),
-        sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=prompts[0].multimask)
-
-
-def prompt_embeddings(model: torch.nn.Module, prompts: list[Prompt],
-                      emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
-    """The prompt encoder's sparse and dense embeddings of checked prompts of identical structure."""
-    device = emb.features.device
-    scale = torch.as_tensor(emb.geometry.scale, dtype=torch.float32, device=device)
-    first = prompts[0]
-    points = boxes = masks = None
-    if first.points is not None:
-        coords = torch.as_tensor(np.stack([p.points for p in prompts]), dtype=torch.float32, device=device) * scale
-        labels = torch.as_tensor(np.stack([p.labels for p in prompts]), dtype=torch.int64, device=device)
-        points = (coords, labels)
-    if first.box is not None:
-        boxes = torch.as_tensor(np.stack([p.box for p in prompts]), dtype=torch.float32,
-                                device=device) * scale.repeat(2)
-    if first.mask_input is not None:
-        masks = torch.as_tensor(np.stack([p.mask_input for p in prompts])[:, None], device=device)
-    return model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-
-
 def _groups(prompts: Iterable[Prompt]) -> list[list[int]]:
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(prompts):
@@ -334,23 +254,39 @@ def _groups(prompts: Iterable[Prompt]) -> list[list[int]]:
     return list(groups.values())
 
 
-_LOADED: dict[tuple[str, str], Predictor] = {}
+_LOADED: dict[tuple, Predictor] = {}
 _LOAD_LOCK = threading.Lock()
 
 
 def load_model(name: str = "litemedsam", download: bool | None = None, device: str = "cpu",
-               backend: str | None = None) -> Predictor:
-    """Return a ready ``Predictor`` for a registered model (loaded once per process, device and backend).
+               backend: str | None = None, threads: int | None = None, precision: str | None = None) -> Predictor:
+    """A ready ``Predictor`` for a registered model, loaded once per process and set of arguments.
 
-    ``download``: fetch a missing checkpoint (default: env MEDSAM_DOWNLOAD, or on a HF Space).
-    ``backend``: see ``medsam.backends.resolve`` (default: MEDSAM_BACKEND, else the fastest installed).
+    Args:
+        name: a key of ``medsam.models.REGISTRY``.
+        download: fetch a missing checkpoint (default: ``MEDSAM_DOWNLOAD``, on by default on a HF Space).
+        device: ``cpu`` or a torch device such as ``cuda``; exported-graph backends run on CPU only.
+        backend: ``auto``, ``openvino``, ``onnxruntime`` or ``torch`` (default: ``MEDSAM_BACKEND``, else
+            auto, the fastest installed; see ``medsam.backends.resolve``).
+        threads: inference threads of an exported-graph backend (default: ``MEDSAM_THREADS``, else
+            torch's setting).
+        precision: ``f32`` or ``bf16`` for OpenVINO (default: ``MEDSAM_PRECISION``, else f32).
+
+    Returns:
+        The shared ``Predictor`` for these arguments.
+
+    Raises:
+        MedsamError: an unknown model; ``ModelUnavailableError`` for an unknown or uninstalled backend or a
+            checkpoint that is missing and not downloaded, ``CheckpointError`` for one that fails its checks.
     """
     spec = get_spec(name)
     engine = resolve(backend, device)
+    precision = precision or settings().precision
     with _LOAD_LOCK:
-        key = (name, str(device), engine)
+        key = (name, str(device), engine, threads, precision)
         if key not in _LOADED or _LOADED[key].spec is not spec:
-            _LOADED[key] = Predictor(spec, build_model(spec, download), device=device, backend=engine)
+            _LOADED[key] = Predictor(spec, build_model(spec, download), device=device, backend=engine,
+                                     threads=threads, precision=precision)
         return _LOADED[key]
 
 

@@ -14,8 +14,8 @@ import zlib
 import numpy as np
 from scipy import ndimage
 
+from .decoding import Prompt
 from .metrics import components
-from .predictor import Prompt
 from .strategies import STRATEGIES, Strategy
 
 __all__ = [

@@ -42,8 +42,6 @@ from .scan import (
     max_pixels,
 )
 
-
-
 PILLOW_LIMIT = Image.MAX_IMAGE_PIXELS  # Pillow's default decompression-bomb limit
 
 

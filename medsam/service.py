@@ -9,8 +9,9 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -164,7 +165,8 @@ def _label_values(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(v) for v in str(text).replace(" ", "").split(","))
     except ValueError as exc:
-        raise InputError(f"Label values must be whole numbers separated by commas, like \"1,2\", not {text!r}.") from exc
+        raise InputError(f"Label values must be whole numbers separated by commas, like \"1,2\", "
+                         f"not {text!r}.") from exc
 
 
 def segment_volume_files(volume: str | Path, prompts: str, model: str = "litemedsam",
@@ -201,7 +203,8 @@ def segment_volume_files(volume: str | Path, prompts: str, model: str = "litemed
     if len(corners):
         lo, hi = view[:2].min(axis=0), view[:2].max(axis=0)
         session.box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
-    session.points, session.labels = [tuple(p) for p in view[2:]], [int(v) for v in spec.get("labels") or [1] * len(points)]
+    session.points = [tuple(p) for p in view[2:]]
+    session.labels = [int(v) for v in spec.get("labels") or [1] * len(points)]
     note = session.propagate(model)
     run = session.objects.objects[session.objects.current].run
     session.runs = []

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 
 from . import imaging, series
+from .decoding import MAX_POINTS, Prediction, Prompt
 from .errors import InputError, MedsamError
 from .export import dicom_seg, label_map_nifti
 from .gallery import EXPERT, Example
 from .metrics import segmentation_scores
 from .objects import LabelMap
-from .predictor import MAX_POINTS, Prediction, Prompt, load_model
+from .predictor import load_model
 from .prompts import bbox
 from .volume import propagate, volume_ml
 

@@ -1,4 +1,5 @@
-"""Every ``MEDSAM_*`` environment variable, read in this one place into a frozen ``Settings``.
+"""Every environment variable medsam reads (the ``MEDSAM_*`` ones, ``SPACE_ID``, ``PYTHONPATH``), read in
+this one place into a frozen ``Settings``.
 
 ``settings()`` reads the environment when called (so a changed variable takes effect at the next
 call) and caches the result per set of values. A bad value raises ``ConfigError`` with one sentence
@@ -19,6 +20,7 @@ environment variables.
 | MEDSAM_MAX_UPLOAD_MB | largest upload, in MB | 200 |
 | MEDSAM_DATA | benchmark data folder (examples, tests) | none |
 | MEDSAM_VOLUMES | volumes folder (tests, tools) | none |
+| PYTHONPATH | extra import folders, passed on to the workers of a local Ray instance | none |
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .errors import MedsamError
 BACKEND_CHOICES = ("auto", "openvino", "onnxruntime", "torch")
 VARIABLES = ("MEDSAM_CHECKPOINTS", "MEDSAM_DOWNLOAD", "MEDSAM_CACHE", "MEDSAM_CACHE_MB", "MEDSAM_BACKEND",
              "MEDSAM_THREADS", "MEDSAM_PRECISION", "MEDSAM_MAX_PIXELS", "MEDSAM_MAX_UPLOAD_MB", "MEDSAM_DATA",
-             "MEDSAM_VOLUMES", "SPACE_ID")
+             "MEDSAM_VOLUMES", "SPACE_ID", "PYTHONPATH")
 
 
 class ConfigError(MedsamError):
@@ -55,6 +57,7 @@ class Settings:
     max_upload_mb: int
     data: Path | None
     volumes: Path | None
+    python_path: tuple[str, ...]  # PYTHONPATH's entries, for child processes
 
 
 def settings() -> Settings:
@@ -116,4 +119,5 @@ def _read(values: tuple[str | None, ...]) -> Settings:
         max_upload_mb=int(_positive("MEDSAM_MAX_UPLOAD_MB", env["MEDSAM_MAX_UPLOAD_MB"], 200)),
         data=_folder(env["MEDSAM_DATA"]),
         volumes=_folder(env["MEDSAM_VOLUMES"]),
+        python_path=tuple(p for p in (env["PYTHONPATH"] or "").split(os.pathsep) if p),
     )

@@ -2,8 +2,8 @@
 
 The user prompts one slice (a box, or clicks with a click-trained model). That slice is segmented;
 then each next slice, up and down, is prompted with the box of the previous slice's mask, enlarged by a
-tenth of its size (at most ``MARGIN`` pixels). A direction stops at the volume's end, where the mask vanishes (fewer than
-``MIN_PIXELS``), or where it changes implausibly from the previous slice: its area grows or shrinks
+tenth of its size (at most ``MARGIN`` pixels). A direction stops at the volume's end, where the mask
+vanishes (fewer than ``MIN_PIXELS``), or where it changes implausibly from the previous slice: its area grows or shrinks
 more than ``MAX_AREA_CHANGE`` times, it overlaps the previous mask by less than ``MIN_OVERLAP`` IoU,
 or what it covers no longer looks like the structure: its mean intensity lies more than
 ``MAX_INTENSITY_SHIFT`` standard deviations (of the prompted slice's mask) from the prompted

@@ -123,7 +123,8 @@ def phantom_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     Image.fromarray(image).save(folder / "phantom.png")
     Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "phantom_mask.png")
     ys, xs = np.nonzero(mask)
-    return folder / "phantom.png", folder / "phantom_mask.png", [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+    box = [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+    return folder / "phantom.png", folder / "phantom_mask.png", box
 
 
 def bomb_png(side: int = 30000) -> bytes:

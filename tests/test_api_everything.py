@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import served
 from PIL import Image
 
+from conftest import served
 from medsam.paths import REPO
 from medsam.ui import build
 

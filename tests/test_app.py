@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import bomb_png, chromium, served
 from PIL import Image
 
+from conftest import bomb_png, chromium, served
 from medsam.gallery import data_dir as configured_data
 from medsam.ui import build
 

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import build_tiny_sam, phantom, tiny_spec
 from medsam import automatic, load_model
 from medsam.imaging import load_rgb
 from medsam.models import REGISTRY, AutoFilters
 from medsam.paths import REPO
 from medsam.predictor import Predictor, Prompt
 from medsam.service import everything
-
-from conftest import build_tiny_sam, phantom, tiny_spec
 
 KEEP_ALL = AutoFilters(None, 0.0, "test")
 GALLERY = sorted((REPO / "assets" / "examples" / "images").glob("*.png"))

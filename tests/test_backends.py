@@ -9,14 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import build_tiny_sam, tiny_spec
 from medsam import backends, load_model
 from medsam.errors import ModelUnavailableError
 from medsam.imaging import load_mask, load_rgb
 from medsam.metrics import dice
 from medsam.models import build_mobilesam
 from medsam.predictor import Predictor, Prompt
-
-from conftest import build_tiny_sam, tiny_spec
 
 GRAPHS = ["openvino", "onnxruntime"]
 

@@ -32,7 +32,6 @@ import pydicom
 import pytest
 import tifffile
 import torch
-from conftest import bomb_png, served, tiny_spec
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -40,10 +39,11 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG2MPML, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from conftest import bomb_png, served, tiny_spec
 from medsam import imaging, load_model, models
 from medsam import session as session_module
+from medsam.decoding import MAX_POINTS
 from medsam.errors import CheckpointError, InputError, MedsamError, ModelUnavailableError
-from medsam.predictor import MAX_POINTS
 from medsam.readers import PILLOW_LIMIT
 from medsam.service import MAX_PROMPT_CHARS, segment_files
 from medsam.session import MODES
@@ -337,7 +337,8 @@ CASES = [
     Case("one-pixel", _file("dot.png", lambda: _png(np.zeros((1, 1), np.uint8))),
          r"The image is 1x1 pixels; it must be at least 8x8\.", ui="upload"),
     Case("png-bomb-30000", _file("bomb.png", bomb_png),
-         rf"The image is too large: its header declares more than {2 * max(settings().max_pixels, PILLOW_LIMIT):,} pixels and the "
+         rf"The image is too large: its header declares more than "
+         rf"{2 * max(settings().max_pixels, PILLOW_LIMIT):,} pixels and the "
          rf"limit is {LIMIT}\.", ui="upload"),
     Case("sliver-6000x8", _file("sliver.png", lambda: _png(np.zeros((8, 6000), np.uint8))),
          r"The image is 6000x8 pixels; its longer side may be at most 100 times its shorter side\.", ui="upload"),
@@ -422,7 +423,8 @@ CASES = [
     Case("unknown-model", _unknown_model, r"Unknown model 'no_such_model'\. Known models: litemedsam, .*\.",
          kind=MedsamError, load_kind=MedsamError),
     Case("checkpoint-missing", _missing_checkpoint,
-         r"The checkpoint sam_vit_b_01ec64\.pth \(\d+ MB\) is not in \$MEDSAM_CHECKPOINTS\. Download it from https://\S+ "
+         r"The checkpoint sam_vit_b_01ec64\.pth \(\d+ MB\) is not in \$MEDSAM_CHECKPOINTS\. "
+         r"Download it from https://\S+ "
          r"and put it in that folder .*\.", ui="model", load_kind=ModelUnavailableError),
     Case("checkpoint-wrong-sha256", _checkpoint("tiny_sha", sha256="0" * 64),
          r"The checkpoint tiny_sha\.pth does not have the expected sha256 of tiny_sha\.pth; it is corrupt or a "

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from medsam import benchmark, load_model
+from medsam import benchmark, load_model, results, runner
 from medsam.prompts import STRATEGIES
 
 YY, XX = np.mgrid[:96, :128]
@@ -58,8 +58,8 @@ def test_rows_columns_and_scores(full_run: Path) -> None:
     df = pd.read_csv(full_run / "benchmark.csv")
     n_random = sum(s.random for s in STRATEGIES.values())
     assert len(df) == 2 * (len(STRATEGIES) - n_random + 2 * n_random)
-    assert set(benchmark.COLUMNS) <= set(df.columns)
-    assert not df.duplicated(benchmark.KEY).any()
+    assert set(results.COLUMNS) <= set(df.columns)
+    assert not df.duplicated(results.KEY).any()
     assert df["dice"].between(0, 1).all() and df["dice_oracle"].between(0, 1).all()
     single = df[df["mask"].str.contains("single")].set_index("strategy")
     assert single.loc["box", "dice"] > 0.8
@@ -101,7 +101,7 @@ def test_second_run_is_a_quick_no_op(full_run: Path, data: Path, monkeypatch: py
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("a model was loaded although nothing was left to do")
 
-    monkeypatch.setattr(benchmark, "load_model", refuse)
+    monkeypatch.setattr(runner, "load_model", refuse)
     before = (full_run / "benchmark.csv").read_bytes()
     start = time.perf_counter()
     benchmark.main(["--data", str(data), "--out", str(full_run), "--grid", "4", "--seeds", "2"])
@@ -138,14 +138,14 @@ def test_run_order_is_round_robin_and_keeps_an_image_together(tmp_path: Path) ->
     for col in ("modality", "object", "group", "split"):
         m[col] = "x"
     m.to_csv(tmp_path / "manifest.csv", index=False)
-    order = benchmark.read_manifest(tmp_path)
+    order = runner.read_manifest(tmp_path)
     assert order["mask"].tolist() == ["a1m1", "a1m2", "b1m", "a2m", "b2m"]
-    halves = [benchmark.select_pairs(order, None, (i, 2))["mask"].tolist() for i in (1, 2)]
+    halves = [runner.select_pairs(order, None, (i, 2))["mask"].tolist() for i in (1, 2)]
     assert halves == [["a1m1", "a1m2", "a2m"], ["b1m", "b2m"]]
-    assert benchmark.select_pairs(order, 2, None)["mask"].tolist() == ["a1m1", "a1m2"]
+    assert runner.select_pairs(order, 2, None)["mask"].tolist() == ["a1m1", "a1m2"]
     m["split"] = ["test", "test", "train", "train", "test"]
     m.to_csv(tmp_path / "manifest.csv", index=False)
-    tests = benchmark.select_pairs(benchmark.read_manifest(tmp_path), None, None, "test")
+    tests = runner.select_pairs(runner.read_manifest(tmp_path), None, None, "test")
     assert tests["mask"].tolist() == ["a1m1", "a1m2", "b2m"]
 
 

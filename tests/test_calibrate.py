@@ -12,12 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import phantom
 from medsam import load_model
 from medsam.checkpoints import Checkpoint, resolve
 from medsam.finetune.calibrate import HEAD, KINDS, collect, report, save_head, scores, train_head
 from medsam.models import REGISTRY
-
-from conftest import phantom
 
 
 @pytest.fixture(scope="module")

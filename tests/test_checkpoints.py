@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from medsam import CheckpointError, MedsamError, ModelUnavailableError, list_models, load_model
-from medsam import checkpoints, models
+from conftest import build_tiny_sam, tiny_spec
+from medsam import CheckpointError, MedsamError, ModelUnavailableError, checkpoints, list_models, load_model, models
 from medsam.checkpoints import Checkpoint
 from medsam.predictor import Predictor
-
-from conftest import build_tiny_sam, tiny_spec
 
 
 @pytest.fixture

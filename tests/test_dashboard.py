@@ -43,7 +43,7 @@ def make_rows() -> pd.DataFrame:
     """Two models x 3 targets x 5 pairs x every strategy (and seed) in SEEDS, random DICE."""
     rng = np.random.default_rng(0)
     rows = []
-    for t, (dataset, modality, obj) in enumerate(TARGETS):
+    for dataset, modality, obj in TARGETS:
         for p in range(PAIRS):
             pair = {"dataset": dataset, "modality": modality, "object": obj, "image": f"{dataset}/images/{p}.png",
                     "mask": f"{dataset}/masks/{p}.png", "group": f"{dataset}:{p}",
@@ -325,7 +325,8 @@ def test_volumes_figure_bars_each_structure_per_strategy_and_flags_model_referen
     missing = d.fig_volumes(d.load_results(tmp_path).benchmark3d)
     assert "No 3D benchmark results yet" in _title(missing) and not missing.data
     rows = [{"model": model, "dataset": ds, "object": obj, "image": f"{ds}_{v}.nii.gz", "reference": ref,
-             "split": "test", "strategy": strategy, "dice3d": base + (0.1 if strategy == "box_every_slice" else 0) + 0.02 * v}
+             "split": "test", "strategy": strategy,
+             "dice3d": base + (0.1 if strategy == "box_every_slice" else 0) + 0.02 * v}
             for model in ("litemedsam", "litemedsam_ft")
             for ds, obj, ref, base in (("msd_hippocampus", "hippocampus", "expert", 0.4),
                                        ("totalseg_ct", "liver", "model (TotalSegmentator)", 0.8))

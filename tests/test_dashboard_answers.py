@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from medsam.strategies import GROUPS
 from medsam import dashboard as d
 from medsam.dashboard import names
 from medsam.dashboard.answers import QUESTIONS, build_answers
 from medsam.dashboard.style import NOTHING
+from medsam.strategies import GROUPS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 BASE, TUNED = "litemedsam", "litemedsam_ft"
@@ -112,7 +112,8 @@ def test_why_it_fails(answers, by_hand: pd.DataFrame) -> None:
     box = by_hand[by_hand["strategy"] == "box"]
     rho = {(m, c): stats.spearmanr(box.loc[box["model"] == m, c], box.loc[box["model"] == m, "dice"]).statistic
            for m in (BASE, TUNED) for c in ("complexity", "contrast")}
-    assert max(rho[m, "complexity"] for m in (BASE, TUNED)) < -0.1 < 0.1 < min(rho[m, "contrast"] for m in (BASE, TUNED))
+    models = (BASE, TUNED)
+    assert max(rho[m, "complexity"] for m in models) < -0.1 < 0.1 < min(rho[m, "contrast"] for m in models)
 
     def two(c: str) -> str:
         return f"{rho[BASE, c]:.2f} / {rho[TUNED, c]:.2f}".replace("-", "−")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_benchmark import make_data
 
-from medsam import benchmark, distributed
+from medsam import benchmark, distributed, results, runner
 from medsam.errors import MedsamError
+from test_benchmark import make_data
 
 REPO = Path(__file__).resolve().parents[1]
 TIMINGS = ["encode_ms", "decode_ms", "wall_ms"]
@@ -45,7 +45,7 @@ def ray_instance(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    a, b = (df.drop(columns=TIMINGS).sort_values(benchmark.KEY).reset_index(drop=True) for df in (a, b))
+    a, b = (df.drop(columns=TIMINGS).sort_values(results.KEY).reset_index(drop=True) for df in (a, b))
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=0, atol=1e-6)
 
 
@@ -100,7 +100,7 @@ except SystemExit as exc:
 
 
 def test_blocks_keep_an_image_together_and_have_stable_names(data: Path) -> None:
-    manifest = benchmark.read_manifest(data)
+    manifest = runner.read_manifest(data)
     pairs = pd.concat([manifest, manifest.assign(mask=manifest["mask"].str.replace("blob", "other"))])
     work = [(pair, [("box", 0)]) for _, pair in pairs.iterrows()]
     clicks = [(pair, [("interactive", 0)]) for pair, _ in work]

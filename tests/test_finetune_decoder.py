@@ -110,9 +110,8 @@ def test_paired_summary_counts_and_tests() -> None:
 def test_shipped_finetuned_decoder_makes_clicks_work() -> None:
     """The committed litemedsam_ft loads through the registry (size and sha256 checked) and, unlike
     box-only LiteMedSAM, turns one click on the phantom's ellipse into a real mask."""
-    from medsam.metrics import dice
-
     from conftest import phantom
+    from medsam.metrics import dice
 
     image, target = phantom()
     ys, xs = np.nonzero(target)

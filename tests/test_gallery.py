@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medsam.gallery import BUNDLED, INDEX_COLUMNS, EXPERT, bundled_examples, by_group, label_names
+from medsam.gallery import BUNDLED, EXPERT, INDEX_COLUMNS, bundled_examples, by_group, label_names
 from medsam.prompts import bbox
 from medsam.session import Session
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from medsam.errors import MedsamError
 from medsam import heads as head_models
+from medsam.errors import MedsamError
 from medsam.finetune import heads, study
 from medsam.metrics import dice
 from medsam.predictor import load_model

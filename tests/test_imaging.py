@@ -14,17 +14,15 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-
-from conftest import bomb_png
 import tifffile
 from PIL import Image
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless, MPEG2MPML, generate_uid
+from pydicom.uid import MPEG2MPML, CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid
 
+from conftest import bomb_png
 from medsam import scan as scan_module
 from medsam.errors import InputError
-from medsam.settings import ConfigError
 from medsam.imaging import (
     WINDOW_PRESETS,
     Scan,
@@ -36,6 +34,7 @@ from medsam.imaging import (
     save_mask_png,
     to_rgb,
 )
+from medsam.settings import ConfigError
 
 RNG = np.random.default_rng(0)
 

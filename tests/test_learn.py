@@ -33,7 +33,8 @@ def test_measured_figures_match_the_results_files() -> None:
     box = rows[(rows.model == "litemedsam") & (rows.strategy == "box")]["dice"].mean()
     assert f"box {box:.2f}" in measured.by_prompt()
     summary = measured.table("finetune_summary.csv").set_index("strategy")
-    assert f"{summary.loc['interactive', 'noc85_litemedsam_ft']:.1f} with our decoder finetune" in measured.clicks_text()
+    noc85 = summary.loc["interactive", "noc85_litemedsam_ft"]
+    assert f"{noc85:.1f} with our decoder finetune" in measured.clicks_text()
 
 
 def test_jittered_boxes_are_the_benchmarks_jitter_seeded() -> None:

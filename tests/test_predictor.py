@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import build_tiny_sam, tiny_spec
 from medsam import InputError, Prompt, load_model
 from medsam.metrics import dice
 from medsam.models import Preprocessing
 from medsam.predictor import Embedding, EmbeddingCache, Predictor, as_rgb
-
-from conftest import build_tiny_sam, tiny_spec
 
 EASY = ["kvasir_seg", "ph2", "hc18", "wbc_cellavision", "medscribble_acdc"]
 

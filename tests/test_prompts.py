@@ -7,8 +7,18 @@ import pytest
 
 from medsam import Prompt
 from medsam.metrics import components
-from medsam.prompts import (STRATEGIES, bbox, center_point, corrective_click, enlarged_box, jitter_box,
-                            make_prompt, negative_points, random_points, rng_for)
+from medsam.prompts import (
+    STRATEGIES,
+    bbox,
+    center_point,
+    corrective_click,
+    enlarged_box,
+    jitter_box,
+    make_prompt,
+    negative_points,
+    random_points,
+    rng_for,
+)
 
 YY, XX = np.mgrid[:120, :160]
 

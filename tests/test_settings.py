@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,26 @@ def test_defaults_and_changes(monkeypatch) -> None:
     assert settings().backend == "auto", "empty means auto, everywhere"
     monkeypatch.setenv("MEDSAM_THREADS", "3")
     assert settings().threads == 3
+
+
+def test_python_path_is_split_into_its_entries(monkeypatch) -> None:
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    assert settings().python_path == ()
+    monkeypatch.setenv("PYTHONPATH", f"/a{os.pathsep}{os.pathsep}/b")
+    assert settings().python_path == ("/a", "/b")
+
+
+def test_an_empty_backend_means_auto_in_the_backends_too(monkeypatch) -> None:
+    from medsam import backends
+
+    monkeypatch.setenv("MEDSAM_BACKEND", "")
+    assert backends.resolve() == backends.available()[0]
+
+
+def test_the_shared_embedding_cache_is_made_on_first_use(monkeypatch) -> None:
+    from medsam import predictor
+
+    monkeypatch.setattr(predictor, "_SHARED_CACHE", None)
+    monkeypatch.setenv("MEDSAM_CACHE_MB", "3")
+    cache = predictor.shared_cache()
+    assert cache.max_bytes == 3 * 2**20 and predictor.shared_cache() is cache

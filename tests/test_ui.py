@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import gradio as gr
-import pytest
 import numpy as np
+import pytest
 from PIL import Image
 
 from medsam.session import MODES, Session

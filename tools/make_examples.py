@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from scipy import ndimage
 
 from medsam.gallery import INDEX_COLUMNS, LABELS_SUFFIX
 from medsam.prompts import bbox
+from medsam.settings import settings
 
 OUT = Path(__file__).resolve().parents[1] / "assets" / "examples"
 MAX_SIDE = 768
@@ -163,7 +163,8 @@ def build_volume(volumes: Path, pick: VolumePick, manifest: pd.DataFrame) -> tup
     label.with_name(label.name.removesuffix(".nii.gz") + LABELS_SUFFIX).write_text(json.dumps(sidecar, indent=1) + "\n")
     licence = "Apache-2.0"
     assert first.license.startswith(licence), first.license
-    citation = "Wasserthal et al., TotalSegmentator: robust segmentation of 104 anatomical structures in CT, Radiology: AI 2023"
+    citation = ("Wasserthal et al., TotalSegmentator: robust segmentation of 104 anatomical structures in CT, "
+                "Radiology: AI 2023")
     source_text = f"TotalSegmentator test files (wasserth/TotalSegmentator, {first.source_path.split(' | ')[0]})"
     out = [{"image": f"volumes/{pick.name}", "mask": f"volumes/{label.name}", "modality": first.modality,
             "object": obj, "box": "", "license": licence, "source": source_text, "citation": citation}
@@ -179,8 +180,8 @@ def build_volume(volumes: Path, pick: VolumePick, manifest: pd.DataFrame) -> tup
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=os.environ.get("MEDSAM_DATA"), help="benchmark folder")
-    parser.add_argument("--volumes", type=Path, default=os.environ.get("MEDSAM_VOLUMES"), help="volumes folder")
+    parser.add_argument("--data", type=Path, default=settings().data, help="benchmark folder")
+    parser.add_argument("--volumes", type=Path, default=settings().volumes, help="volumes folder")
     args = parser.parse_args()
     if not args.data or not args.volumes:
         sys.exit("Give --data and --volumes (or MEDSAM_DATA and MEDSAM_VOLUMES).")

@@ -16,17 +16,34 @@ Modules: ``names`` (the strategy and model names people read), ``data`` (tables,
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from .data import (COLUMNS, DESCRIPTORS, FILTER_COLUMNS, Results, choices, click_curves, coverage_note, filter_rows,
-                   load_results, pair_means)
+from .data import (
+    COLUMNS,
+    DESCRIPTORS,
+    FILTER_COLUMNS,
+    Results,
+    choices,
+    click_curves,
+    coverage_note,
+    filter_rows,
+    load_results,
+    pair_means,
+)
 from .figures import fig_descriptors, fig_heatmap, fig_interactive, fig_jitter, fig_modality, fig_oracle_gap
 from .names import STRATEGY_ORDER, model_label, model_order, strategy_name
-from .references import (PROMPT_TYPES, fig_finetune, fig_label_efficiency, fig_label_efficiency3d, fig_published,
-                         published_dice, published_label)
+from .references import (
+    PROMPT_TYPES,
+    fig_finetune,
+    fig_label_efficiency,
+    fig_label_efficiency3d,
+    fig_published,
+    published_dice,
+    published_label,
+)
 from .report import report
 from .stats import partial_spearman, rho_text, spearman
 from .style import empty_figure
@@ -37,7 +54,8 @@ __all__ = [
     "choices", "click_curves", "coverage_note", "empty_figure", "fig_descriptors", "fig_finetune", "fig_heatmap",
     "fig_interactive", "fig_jitter", "fig_label_efficiency", "fig_label_efficiency3d", "fig_modality",
     "fig_oracle_gap", "fig_published", "fig_volumes", "filter_rows", "load_results", "model_label", "model_order",
-    "pair_means", "partial_spearman", "published_dice", "published_label", "report", "rho_text", "spearman", "strategy_name",
+    "pair_means", "partial_spearman", "published_dice", "published_label", "report", "rho_text", "spearman",
+    "strategy_name",
 ]
 
 

@@ -10,8 +10,8 @@ LiteMedSAM's prompt encoder and mask decoder. A name not listed here is shown as
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..strategies import SHOWN_ORDER, STRATEGIES
 

@@ -6,7 +6,7 @@ scored in 3D). Published values are percentages in
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -7,7 +7,7 @@ the finite pairs of values only, NaN when too few remain.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -10,7 +10,7 @@ shown by the names of ``names``, with the benchmark's strategy name in the hover
 from __future__ import annotations
 
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -26,8 +26,6 @@ import argparse
 import copy
 import hashlib
 import json
-import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,16 +36,17 @@ import torch
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..automatic import grid_points
-from ..benchmark import git_commit, read_manifest
 from ..checkpoints import resolve
+from ..decoding import Embedding, Prompt, prompt_embeddings
 from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
 from ..metrics import components
 from ..paths import REPO, command_line, shown
-from ..predictor import Embedding, Predictor, Prompt, load_model, prompt_embeddings
+from ..predictor import Predictor, load_model
 from ..prompts import bbox, center_point, jitter_box, random_points, rng_for
+from ..results import git_commit, machine, versions
+from ..runner import read_manifest
 
 KINDS = ("grid", "point_center", "point_random", "box", "box_jitter", "box_point")
 MAX_COMPONENTS = 5
@@ -109,6 +108,11 @@ def true_iou(predictor: Predictor, logits: torch.Tensor, emb: Embedding, target:
     return out
 
 
+def _structure(kind: str) -> str:
+    """The decoder-call structure of a calibration prompt kind: point, box or box_point."""
+    return "box_point" if kind == "box_point" else "box" if kind.startswith("box") else "point"
+
+
 def collect(predictor: Predictor, data: Path, rows: pd.DataFrame, seed: int = 0) -> Features:
     """Features of every calibration prompt of the given manifest rows."""
     parts: list[tuple] = []
@@ -122,8 +126,7 @@ def collect(predictor: Predictor, data: Path, rows: pd.DataFrame, seed: int = 0)
         for comp in components(gt, MAX_COMPONENTS):
             made = target_prompts(comp, rng)
             for structure in ("point", "box", "box_point"):
-                group = [(k, p.checked(*gt.shape)) for k, p in made
-                         if structure == ("box_point" if k == "box_point" else "box" if k.startswith("box") else "point")]
+                group = [(k, p.checked(*gt.shape)) for k, p in made if structure == _structure(k)]
                 logits, iou, tokens = decode_all(predictor.model, [p for _, p in group], emb)
                 parts.append((tokens, iou.numpy(), true_iou(predictor, logits, emb, comp),
                               [k for k, _ in group], [row.group] * len(group)))
@@ -202,8 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     record = {"command": command_line(["python", "-m", "medsam.finetune", "calibrate"], argv or []),
               "git_commit": git_commit(args.results), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "versions": {"medsam": __version__, "torch": torch.__version__},
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()}}
+              "versions": versions(),
+              "machine": machine()}
     t0 = time.perf_counter()
     predictor = load_model(args.model)
     source = resolve(predictor.spec.checkpoint)

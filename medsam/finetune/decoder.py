@@ -20,7 +20,6 @@ Image embeddings come from the disk cache (``medsam.embeddings``), computed once
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +31,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import __version__
+from ..decoding import Embedding, Prompt, decode_prompts
 from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
 from ..metrics import components
 from ..models import REGISTRY, build_model
 from ..paths import command_line
-from ..predictor import Embedding, Predictor, Prompt, decode_prompts, load_model
+from ..predictor import Predictor, load_model
 from ..prompts import bbox, corrective_click, jitter_box, negative_points, random_points
+from ..results import machine, versions
 
 TRAINED_KEYS = ("prompt_encoder.", "mask_decoder.")
 
@@ -96,7 +96,8 @@ def sample_prompt(t: Target, rng: np.random.Generator) -> tuple[np.ndarray | Non
 
 
 def _decode(model: torch.nn.Module, emb: Embedding, points: np.ndarray | None, labels: np.ndarray | None,
-            box: np.ndarray | None, mask_input: torch.Tensor | None, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+            box: np.ndarray | None, mask_input: torch.Tensor | None,
+            multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
     mask = None if mask_input is None else mask_input[0, 0].detach().numpy()
     return decode_prompts(model, [Prompt(points, labels, box, mask, multimask)], emb)
 
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m medsam.finetune decoder --data DIR [--datasets a,b] [--steps N] --out FILE``."""
     import argparse
 
-    from ..benchmark import read_manifest
+    from ..runner import read_manifest
 
     parser = argparse.ArgumentParser(prog="python -m medsam.finetune decoder", description=main.__doc__)
     parser.add_argument("--data", type=Path, required=True, help="benchmark folder with manifest.csv")
@@ -227,8 +228,8 @@ def main(argv: list[str] | None = None) -> None:
         "datasets": sorted(rows.dataset_id.unique()), "steps": args.steps, "batch_size": args.batch_size,
         "lr": args.lr, "seed": args.seed, "features_seconds": round(prep_s, 1), "train_seconds": round(train_s, 1),
         "loss_first_20": float(np.mean(history[:20])), "loss_last_20": float(np.mean(history[-20:])),
-        "versions": {"medsam": __version__, "torch": torch.__version__},
-        "machine": {"platform": platform.platform(), "cpu_count": __import__("os").cpu_count()},
+        "versions": versions(),
+        "machine": machine(),
         "weights": str(args.out), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")

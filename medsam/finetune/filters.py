@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -31,14 +29,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..automatic import Candidates, candidates, select, upscale
-from ..benchmark import DEFAULT_GRID, git_commit, read_manifest
 from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
 from ..models import AutoFilters
 from ..paths import REPO, command_line
 from ..predictor import Predictor, load_model
+from ..results import git_commit, machine, versions
+from ..runner import DEFAULT_GRID, read_manifest
 
 IOU_STEPS = tuple(round(0.1 * i, 1) for i in range(10))
 STABILITY_STEPS = (*(round(0.1 * i, 1) for i in range(10)), 0.92, 0.95)
@@ -128,8 +126,8 @@ def main(argv: list[str] | None = None) -> None:
             "command": command_line(["python", "-m", "medsam.finetune", "filters"], argv or []),
             "git_commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "wall_s": round(time.perf_counter() - t0, 1),
-            "versions": {"medsam": __version__, "torch": torch.__version__},
-            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()}}
+            "versions": versions(),
+            "machine": machine()}
         print(f"{model}: chose {chosen[model]['pred_iou']} / {chosen[model]['stability']} "
               f"(train DICE {pick['dice']:.3f}, {pick['masks_per_image']:.1f} masks per image); "
               f"best {best['dice']:.3f} at {best['pred_iou']} / {best['stability']}")

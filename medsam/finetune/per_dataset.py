@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from .. import __version__
-from ..benchmark import COLUMNS, PairRunner, git_commit, read_manifest, record_run, units
 from ..models import REGISTRY, build_model
 from ..paths import command_line
 from ..predictor import Predictor, load_model
+from ..results import COLUMNS, git_commit, machine, record_run, versions
+from ..runner import PairRunner, read_manifest, units
 from .decoder import finetune, load_targets
 from .evaluate import STRATEGIES, paired_summary
 
@@ -98,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
             "command": command_line(["python", "-m", "medsam.finetune", "per-dataset"], argv or []),
             "dataset": dataset, "git_commit": commit, "start": start, "rows_written": len(rows),
             "train_seconds": float(rows.train_seconds.iloc[0]), "steps": args.steps,
-            "versions": {"medsam": __version__, "torch": torch.__version__},
-            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()}})
+            "versions": versions(),
+            "machine": machine()})
     summary = compare(pd.read_csv(rows_path), pd.read_csv(shared_path))
     summary.to_csv(args.out / "finetune_per_dataset.csv", index=False)
     print(summary.to_string(index=False))

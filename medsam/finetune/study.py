@@ -16,20 +16,20 @@ import platform
 import sys
 import time
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .. import __version__
-from ..benchmark import git_commit, record_run
 from ..errors import MedsamError
 from ..heads import KINDS
 from ..paths import command_line
+from ..results import git_commit, record_run
 
 KEY = ["dataset", "head", "k_label", "draw", "class"]
 
@@ -112,7 +112,7 @@ def recorded_study(path: Path, command: Sequence[str], argv: Sequence[str], args
     """Run a study's body and append its record to ``path`` (``record_run``), also when it fails or is
     interrupted (then it exits with a sentence: the run resumes). The body counts what it writes in
     the yielded dict's ``rows_written``; ``options`` join the study options in the record."""
-    start, t0, commit = datetime.now(timezone.utc), time.perf_counter(), git_commit(path.parent)
+    start, t0, commit = datetime.now(UTC), time.perf_counter(), git_commit(path.parent)
     state = {"rows_written": 0, "completed": False}
     try:
         yield state
@@ -130,7 +130,7 @@ def recorded_study(path: Path, command: Sequence[str], argv: Sequence[str], args
             "options": {"datasets": args.datasets, "k": args.k, "draws": args.draws, "heads": args.heads,
                         "steps": args.steps, "batch_size": args.batch_size, **options},
             "start": start.isoformat(timespec="seconds"),
-            "end": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "end": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_s": round(time.perf_counter() - t0, 1), "completed": state["completed"],
             "rows_written": state["rows_written"]})
 

@@ -16,7 +16,8 @@ import numpy as np
 from ..errors import InputError
 from ..models import get_spec
 from ..service import MAX_PROMPT_CHARS, open_files
-from .experiments import Target, clicks_to_target as simulate_clicks, jitter_range, jittered_boxes
+from .experiments import Target, jitter_range, jittered_boxes
+from .experiments import clicks_to_target as simulate_clicks
 
 
 def _target(image: str | Path, ground_truth: str | Path | None, model: str, box: object = None) -> Target:

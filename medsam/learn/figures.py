@@ -14,8 +14,9 @@ COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str = "DICE") -> go.Figure:
-    fig.update_layout(title={"text": title, "font": {"size": 14}}, height=HEIGHT, margin={"l": 50, "r": 10, "t": 50, "b": 40},
-                      xaxis_title=x, yaxis_title=y, showlegend=True, legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, height=HEIGHT,
+                      margin={"l": 50, "r": 10, "t": 50, "b": 40}, xaxis_title=x, yaxis_title=y, showlegend=True,
+                      legend={"orientation": "h", "y": -0.25})
     return fig
 
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import plotly.graph_objects as go
 
-from .. import visualize
+from .. import heads, visualize
 from ..errors import MedsamError
-from .. import heads
 from ..gallery import Example
 from ..model_notes import availability
 from ..models import REGISTRY
@@ -101,7 +100,8 @@ def run_sizes(ctx: Context) -> Outcome:
         + " in the checkpoint folder (or start with `MEDSAM_DOWNLOAD=1` online) and run this again. Shown instead: "
           "the two ready models, which share one small encoder (TinyViT-5M). ")
     return Outcome(figures.dice_bars(trials, "One tight box, by image encoder"),
-                   [picture(ctx.target, t) for t in trials], note + "; ".join(f"{t.group}: DICE {t.dice:.2f}" for t in trials))
+                   [picture(ctx.target, t) for t in trials],
+                   note + "; ".join(f"{t.group}: DICE {t.dice:.2f}" for t in trials))
 
 
 def run_prompt_types(ctx: Context) -> Outcome:
@@ -144,7 +144,8 @@ def run_descriptors(ctx: Context) -> Outcome:
     return Outcome(figures.on_scatter(rows, "boundary_complexity", point, "DICE against boundary complexity"),
                    [picture(ctx.target, box)],
                    f"This target: boundary complexity {point['boundary_complexity']:.2f}, intensity difference "
-                   f"{point['intensity_difference']:.2f}, {point['relative_size']:.1%} of the image; DICE {point['dice']:.2f}.")
+                   f"{point['intensity_difference']:.2f}, {point['relative_size']:.1%} of the image; "
+                   f"DICE {point['dice']:.2f}.")
 
 
 def run_finetune(ctx: Context) -> Outcome:

@@ -120,7 +120,8 @@ def finetune_text() -> str:
     if not rows.empty:
         r = rows.set_index("strategy")
         text = ("**Ours** (paired, same 351 test pairs, LiteMedSAM as published -> with our decoder finetune): "
-                + ", ".join(f"{s.replace('_', ' ')} {r.loc[s, 'dice_litemedsam']:.2f} -> {r.loc[s, 'dice_litemedsam_ft']:.2f}"
+                + ", ".join(f"{s.replace('_', ' ')} {r.loc[s, 'dice_litemedsam']:.2f} -> "
+                            f"{r.loc[s, 'dice_litemedsam_ft']:.2f}"
                             for s in ("box", "point_center", "points_5pos") if s in r.index) + ".")
     gains = pub[pub.get("strategy", pd.Series(dtype=str)) == "finetune gain"] if not pub.empty else pub
     if not gains.empty:

@@ -56,4 +56,5 @@ def queue_kwargs() -> dict[str, Any]:
 def launch_kwargs() -> dict[str, Any]:
     """Launch settings: uploads up to MEDSAM_MAX_UPLOAD_MB (default 200) megabytes; errors are our own plain
     sentences, never Gradio's tracebacks; the layout's few CSS rules (``style.css``)."""
-    return {"max_file_size": f"{settings().max_upload_mb}mb", "show_error": False, "css_paths": [Path(__file__).with_name("style.css")]}
+    return {"max_file_size": f"{settings().max_upload_mb}mb", "show_error": False,
+            "css_paths": [Path(__file__).with_name("style.css")]}

@@ -19,9 +19,22 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from ..dashboard import (FILTER_COLUMNS, Results, build_figures, choices, coverage_note, fig_descriptors,
-                        fig_label_efficiency, fig_label_efficiency3d, fig_volumes, filter_rows, load_results, model_label,
-                        model_order, strategy_name)
+from ..dashboard import (
+    FILTER_COLUMNS,
+    Results,
+    build_figures,
+    choices,
+    coverage_note,
+    fig_descriptors,
+    fig_label_efficiency,
+    fig_label_efficiency3d,
+    fig_volumes,
+    filter_rows,
+    load_results,
+    model_label,
+    model_order,
+    strategy_name,
+)
 from ..dashboard.answers import QUESTIONS, Answer, build_answers
 from ..dashboard.names import model_about, model_short
 from ..paths import shown

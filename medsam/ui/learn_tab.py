@@ -128,7 +128,8 @@ class LearnTab:
                progress=gr.Progress()) -> dict:
         progress(0, desc="Running the experiment")
         outcome = BY_KEY[key].run(self.context(example, model, n, segment))
-        return {self.plot: outcome.figure, self.pictures: [(picture(rgb), caption) for rgb, caption in outcome.pictures],
+        return {self.plot: outcome.figure,
+                self.pictures: [(picture(rgb), caption) for rgb, caption in outcome.pictures],
                 self.status: f"**Result:** {outcome.text}"}
 
     # --- exercise -------------------------------------------------------------------------------

@@ -9,14 +9,14 @@ segmented with its suggested box.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
-from .. import imaging, visualize
+from .. import heads, imaging, visualize
 from ..errors import MedsamError
-from .. import heads
 from ..gallery import Example, by_group
 from ..model_notes import long_note, model_choices
 from ..models import REGISTRY
@@ -133,7 +133,8 @@ class SegmentTab:
         self.found_heads = heads.find_heads()
         self.head = gr.Dropdown([(f"{label} · {head_label(path)}", label) for label, path in self.found_heads.items()],
                                 value=None, label="Prompt-free head (AutoSAM-style): segments one dataset's classes",
-                                elem_id="head", info=HEADS_INFO if self.found_heads else f"None saved yet: {HEADS_HOWTO}")
+                                elem_id="head",
+                                info=HEADS_INFO if self.found_heads else f"None saved yet: {HEADS_HOWTO}")
         self.head_button = gr.Button("Segment with the head (no prompts)", elem_id="head-run")
         self.export = gr.Button("Export mask", variant="primary", elem_id="export")
 
