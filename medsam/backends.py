@@ -264,7 +264,8 @@ def _openvino_core(cache_dir: str):
 
 class GraphEngine:
     """Exported graphs run by OpenVINO or ONNX Runtime on ``threads`` threads (OpenVINO in ``precision``;
-    defaults as for ``make_engine``). The click graph is compiled on its first use."""
+    defaults as for ``make_engine``). The click graph is exported and compiled on its first use
+    (everything mode), so loading a model costs only the encoder and decoder."""
 
     def __init__(self, model: Sam, input_size: int, backend: str, threads: int | None = None,
                  precision: str | None = None) -> None:
@@ -273,7 +274,7 @@ class GraphEngine:
         self.precision = precision
         self.tag = f"{backend}-bf16" if backend == "openvino" and precision == "bf16" else backend
         enc, dec = export_graphs(model, input_size)
-        self._grid_path = export_grid_graph(model)
+        self._model = model
         self._grid = None
         self._lock = threading.Lock()
         self._encoder, self._decoder = self._session(enc), self._session(dec)
@@ -316,8 +317,8 @@ class GraphEngine:
     def decode_clicks(self, points: np.ndarray, emb: Embedding) -> tuple[torch.Tensor, torch.Tensor]:
         with self._lock:
             if self._grid is None:
-                self._grid = self._session(self._grid_path, {"image_embeddings": [1, 256, 64, 64],
-                                                              "point_coords": [GRID_BATCH, 2]})
+                shapes = {"image_embeddings": [1, 256, 64, 64], "point_coords": [GRID_BATCH, 2]}
+                self._grid = self._session(export_grid_graph(self._model), shapes)
         features = emb.features.cpu().numpy()
         coords = (points * emb.geometry.scale).astype(np.float32)
         low_res, iou = [], []

@@ -39,8 +39,10 @@ def ellipses(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFra
     return folder, pd.DataFrame(rows)
 
 
-def test_calibration_improves_rho_on_held_out_images(ellipses) -> None:
-    # LiteMedSAM's own IoU head says ~0.2 for anything; retrained, it must rank unseen masks better.
+def test_calibration_brings_predicted_iou_to_the_true_iou_on_held_out_images(ellipses) -> None:
+    # LiteMedSAM's own IoU head says ~0.2 for anything: on these ellipses it ranks candidates well
+    # (rho ~0.8) but its values are far from the true IoU. Retrained, it must keep the ranking and
+    # land near the true values on unseen images.
     folder, rows = ellipses
     predictor = load_model("litemedsam")
     train = collect(predictor, folder, rows[rows.split == "train"])
@@ -48,8 +50,8 @@ def test_calibration_improves_rho_on_held_out_images(ellipses) -> None:
     assert set(test.kind) == set(KINDS) and test.true.shape == (len(test.tokens), 4)
     head = train_head(predictor.model.mask_decoder.iou_prediction_head, train, steps=300)
     before, after = report(test.predicted, test), report(scores(head, test), test)
-    assert after["spearman_rho"] > before["spearman_rho"] + 0.2, (before, after)
-    assert after["mae"] < before["mae"] / 2, (before, after)
+    assert after["mae"] < before["mae"] / 3, (before, after)
+    assert after["spearman_rho"] > 0.6, (before, after)
 
 
 @pytest.mark.parametrize("backend", ["torch", "openvino"])
