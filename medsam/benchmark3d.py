@@ -36,7 +36,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import __version__
-from .imaging import load_scan
+from .imaging import load_any
 from .metrics import volume_scores
 from .paths import command_line
 from .predictor import Predictor, Prompt, load_model
@@ -136,8 +136,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> pd.DataFrame:
     for model in args.models.split(","):
         predictor = load_model(model)
         for image, group in tqdm(todo.groupby("image", sort=False), desc=model, unit="volume"):
-            scan = load_scan(args.data / image)
-            labels = load_scan(args.data / group.iloc[0]["label"]).data
+            scan = load_any(args.data / image)  # a NIfTI file or a DICOM series' folder
+            labels = load_any(args.data / group.iloc[0]["label"]).data
             for _, r in group.iterrows():
                 reference = np.isin(labels, [int(v) for v in str(r["label_value"]).split(",")])
                 for strategy in args.strategies.split(","):

@@ -2,7 +2,8 @@
 
 ``load_scan`` reads PNG, JPEG, BMP, GIF and TIFF pictures, DICOM files (single- and multi-frame) and
 NIfTI-1 volumes (``readers``) into a ``Scan`` (``scan``: the display convention, limits and
-windowing); a DICOM series is read by ``medsam.series``. Every bad input raises :class:`InputError`
+windowing); a DICOM series is read by ``medsam.series``, and ``load_any`` takes either (a folder, a
+.zip or several files are a series). Every bad input raises :class:`InputError`
 with a plain sentence.
 """
 
@@ -15,6 +16,7 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
+from . import series
 from .errors import InputError, MedsamError
 from .readers import load_scan
 from .scan import (
@@ -114,3 +116,20 @@ def save_mask_nifti(mask2d: np.ndarray, scan: Scan, axis: int, index: int | None
     except OSError as exc:
         raise MedsamError(f"Could not write the mask file {path.name}.") from exc
     return path
+
+
+def load_any(source: str | Path | bytes | list[str | Path], filename: str | None = None) -> Scan:
+    """One file as a picture, DICOM file or NIfTI volume; a folder, a .zip, or several files as one
+    DICOM series."""
+    paths = list(source) if isinstance(source, (list, tuple)) else None
+    if paths is not None and len(paths) == 1:
+        source, paths = paths[0], None
+    if paths is not None:
+        if not paths:
+            raise InputError("No file was given.")
+        return series.load_series(paths)
+    if isinstance(source, (str, Path)) and (Path(source).is_dir() or str(source).lower().endswith(".zip")):
+        return series.load_series(source)
+    if isinstance(source, bytes) and series.is_zip(source):
+        return series.load_series(source)
+    return load_scan(source, filename)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import imaging, series
+from . import imaging
 from .decoding import MAX_POINTS, Prediction, Prompt
 from .errors import InputError, MedsamError
 from .export import dicom_seg, label_map_nifti
@@ -117,7 +117,7 @@ class Session:
              scan: imaging.Scan | None = None) -> None:
         """Open a picture, DICOM file or NIfTI volume; a folder, a .zip or several files as a DICOM
         series (``scan``: the file already loaded)."""
-        scan = scan or load_any(source, filename)
+        scan = scan or imaging.load_any(source, filename)
         self.__init__()  # type: ignore[misc]  # a new image starts a fresh session
         self.scan, self.filename = scan, filename or _name(source)
         self.window = scan.default_window
@@ -313,28 +313,11 @@ class Session:
         return files
 
 
-def load_any(source: str | Path | bytes | list[str | Path], filename: str | None = None) -> imaging.Scan:
-    """One file as a picture, DICOM file or NIfTI volume; a folder, a .zip, or several files as one
-    DICOM series."""
-    paths = list(source) if isinstance(source, (list, tuple)) else None
-    if paths is not None and len(paths) == 1:
-        source, paths = paths[0], None
-    if paths is not None:
-        if not paths:
-            raise InputError("No file was given.")
-        return series.load_series(paths)
-    if isinstance(source, (str, Path)) and (Path(source).is_dir() or str(source).lower().endswith(".zip")):
-        return series.load_series(source)
-    if isinstance(source, bytes) and series.is_zip(source):
-        return series.load_series(source)
-    return imaging.load_scan(source, filename)
-
-
 @functools.lru_cache(maxsize=8)
 def example_scan(path: Path) -> imaging.Scan:
     """An example's image or volume, read once (examples are files that do not change; sessions
     never modify a scan)."""
-    return load_any(path)
+    return imaging.load_any(path)
 
 
 def _name(source: str | Path | bytes | list[str | Path]) -> str:
