@@ -61,7 +61,7 @@ def test_candidates_carry_predicted_and_true_iou() -> None:
     assert all(0 <= t.extra["true_iou"] <= 1 and np.isfinite(t.extra["predicted_iou"]) for t in trials)
 
 
-@pytest.mark.parametrize("key", [lesson.key for lesson in LESSONS if lesson.key != "prompt-types"])
+@pytest.mark.parametrize("key", [lesson.key for lesson in LESSONS])
 def test_each_lesson_runs_on_its_example(key: str) -> None:
     lesson = BY_KEY[key]
     example = EXAMPLES[lesson.example]

@@ -90,7 +90,7 @@ def prompt_types(target: Target, model: str, seed: int = 0) -> list[Trial]:
     mode is scored as the benchmark does: its best mask against the ground truth."""
     predictor = load_model(model)
     start = time.perf_counter()
-    masks = [m.mask for m in generate(predictor, predictor.set_image(target.rgb), points_per_side=16)]
+    masks = [m.mask for m in generate(predictor, predictor.set_image(target.rgb), points_per_side=16).masks]
     best = max(masks, key=lambda m: dice(m, target.gt)) if masks else np.zeros_like(target.gt)
     return [*three_prompts(target, model, seed),
             Trial("everything (best of its masks)", best, dice(best, target.gt),
