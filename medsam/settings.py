@@ -13,6 +13,7 @@ environment variables.
 | MEDSAM_DOWNLOAD | fetch missing checkpoints (1/true/yes or 0/false/no) | on a Hugging Face Space (``SPACE_ID`` set) |
 | MEDSAM_CACHE | root of the on-disk embedding cache | ``~/.cache/medsam`` |
 | MEDSAM_CACHE_MB | image embeddings kept in memory, in MB | 256 |
+| MEDSAM_MODELS_MB | loaded models kept in memory (weights and compiled graphs), in MB | 8192 |
 | MEDSAM_BACKEND | auto, openvino, onnxruntime or torch | auto |
 | MEDSAM_THREADS | inference threads | torch's default (one per core) |
 | MEDSAM_PRECISION | f32 or bf16 (OpenVINO) | f32 |
@@ -33,9 +34,9 @@ from pathlib import Path
 from .errors import MedsamError
 
 BACKEND_CHOICES = ("auto", "openvino", "onnxruntime", "torch")
-VARIABLES = ("MEDSAM_CHECKPOINTS", "MEDSAM_DOWNLOAD", "MEDSAM_CACHE", "MEDSAM_CACHE_MB", "MEDSAM_BACKEND",
-             "MEDSAM_THREADS", "MEDSAM_PRECISION", "MEDSAM_MAX_PIXELS", "MEDSAM_MAX_UPLOAD_MB", "MEDSAM_DATA",
-             "MEDSAM_VOLUMES", "SPACE_ID", "PYTHONPATH")
+VARIABLES = ("MEDSAM_CHECKPOINTS", "MEDSAM_DOWNLOAD", "MEDSAM_CACHE", "MEDSAM_CACHE_MB", "MEDSAM_MODELS_MB",
+             "MEDSAM_BACKEND", "MEDSAM_THREADS", "MEDSAM_PRECISION", "MEDSAM_MAX_PIXELS", "MEDSAM_MAX_UPLOAD_MB",
+             "MEDSAM_DATA", "MEDSAM_VOLUMES", "SPACE_ID", "PYTHONPATH")
 
 
 class ConfigError(MedsamError):
@@ -50,6 +51,7 @@ class Settings:
     on_space: bool
     cache: Path
     cache_mb: float
+    models_mb: float
     backend: str
     threads: int | None
     precision: str
@@ -112,6 +114,7 @@ def _read(values: tuple[str | None, ...]) -> Settings:
         on_space=on_space,
         cache=_folder(env["MEDSAM_CACHE"]) or Path("~/.cache/medsam").expanduser(),
         cache_mb=_positive("MEDSAM_CACHE_MB", env["MEDSAM_CACHE_MB"], 256.0, float),
+        models_mb=_positive("MEDSAM_MODELS_MB", env["MEDSAM_MODELS_MB"], 8192.0, float),
         backend=_choice("MEDSAM_BACKEND", env["MEDSAM_BACKEND"], BACKEND_CHOICES, "auto"),
         threads=None if threads is None or not threads.strip() else int(_positive("MEDSAM_THREADS", threads, 1)),
         precision=_choice("MEDSAM_PRECISION", env["MEDSAM_PRECISION"], ("f32", "bf16"), "f32"),

@@ -1,9 +1,13 @@
 """Start-up work in the background, so that visitors wait for the decoder only.
 
-One daemon thread loads the given models (building exported graphs on first use) and encodes the
-bundled examples' views for each of them, the page's opening example first. A visitor who arrives
-meanwhile asks for the same embedding and waits for that encode instead of starting another one
-(``EmbeddingCache.get_or_compute``). Failures are logged, never raised: the app serves regardless.
+One daemon thread takes the models one at a time, the page's models first and then every other
+ready model, smallest checkpoint first (the largest, slowest encoders last): it loads the model
+(building exported graphs on first use), segments the page's opening example with it (the
+decoder's first call is slow too), and encodes every other example's view. Embeddings are kept on
+disk per model and backend (``medsam.embeddings``), so after a restart switching models on an
+example costs only the decoder. A visitor who arrives meanwhile asks for the same embedding and
+waits for that encode instead of starting another one (``EmbeddingCache.get_or_compute``).
+Failures are logged, never raised: the app serves regardless.
 """
 
 from __future__ import annotations
@@ -14,33 +18,50 @@ import time
 from collections.abc import Sequence
 
 from .gallery import Example
-from .predictor import load_model
+from .models import get_spec
+from .predictor import list_models, load_model
 from .session import Session
 
 log = logging.getLogger(__name__)
 
 
+def warm_order(first: Sequence[str]) -> list[str]:
+    """``first`` (the page's models), then every other ready model, smallest checkpoint first."""
+    ready = [m["name"] for m in list_models() if m["ready"]]
+    rest = sorted((n for n in ready if n not in first), key=lambda n: get_spec(n).checkpoint.size or 0)
+    return list(dict.fromkeys([*first, *rest]))
+
+
 def warm(examples: Sequence[Example], models: Sequence[str]) -> dict[str, float]:
-    """Load ``models``, segment the opening example with each (the decoder's first call is slow
-    too), then encode every other example's view; returns seconds since the start per stage."""
+    """For each of ``models`` in turn: load it, segment the opening example, then encode (or read
+    from disk) every example's view; returns seconds since the start per stage."""
     times: dict[str, float] = {}
     start = time.perf_counter()
-    models = list(dict.fromkeys(models))
-    for i, ex in enumerate(examples):
+    sessions = []
+    for ex in examples:
         s = Session()
         s.open_example(ex)
-        for name in models:
-            if i == 0:
-                load_model(name)
-                times[f"{name}_loaded_s"] = time.perf_counter() - start
-                s.predict([name])
-                times[f"{name}_opening_example_s"] = time.perf_counter() - start
-                log.info("warm-up: %s segmented the opening example %.1f s after the start", name,
-                         times[f"{name}_opening_example_s"])
-            else:
-                load_model(name).set_image(s.rgb)
+        sessions.append(s)
+    for name in dict.fromkeys(models):
+        try:
+            _warm_model(name, sessions, times, start)
+        except Exception:  # noqa: BLE001 - one model failing leaves the others to warm
+            log.exception("warm-up of %s failed", name)
     times["all_examples_s"] = time.perf_counter() - start
     return times
+
+
+def _warm_model(name: str, sessions: Sequence[Session], times: dict[str, float], start: float) -> None:
+    predictor = load_model(name)
+    times[f"{name}_loaded_s"] = time.perf_counter() - start
+    for i, s in enumerate(sessions):
+        predictor.set_image(s.rgb, persist=True)
+        if i == 0:
+            s.predict([name])
+            times[f"{name}_opening_example_s"] = time.perf_counter() - start
+            log.info("warm-up: %s segmented the opening example %.1f s after the start", name,
+                     times[f"{name}_opening_example_s"])
+    times[f"{name}_all_examples_s"] = time.perf_counter() - start
 
 
 def warm_in_background(examples: Sequence[Example], models: Sequence[str]) -> threading.Thread:

@@ -63,3 +63,25 @@ def test_first_visit_figures_are_shown(tmp_path: Path) -> None:
     assert "a later visitor waits 2.1 s" in text
     path.write_text(json.dumps(PERF))
     assert "first visitor" not in _performance(path)
+
+
+def _model(eager: float, ov: float, bf16: float) -> dict:
+    """A ``models.<name>`` entry as ``bench.perf --model`` writes it (made-up numbers)."""
+    return {"params_m": 93.7, "app_rss_mb": {"model": 1536.0, "with_litemedsam": 2048.0}, "export": {"seconds": 21.0},
+            "variants": {"torch": {"encoder_ms": eager}, "onnxruntime": {"encoder_ms": 9000.0},
+                         "openvino": {"encoder_ms": ov, "set_image_ms": ov + 50, "decoder_ms": 55.0, "prepare_s": 4.0},
+                         "openvino-bf16": {"encoder_ms": bf16}},
+            "floor": {"gflop": {"encoder": 972.1},
+                      "floor_ms": {"f32": {"encoder": 5500.0}, "bf16": {"encoder": 2400.0}},
+                      "ratios": {"openvino": {"speedup_vs_eager": eager / ov},
+                                 "openvino-bf16": {"speedup_vs_eager": eager / bf16}}}}
+
+
+def test_every_measured_model_gets_a_row(tmp_path: Path) -> None:
+    path = tmp_path / "perf.json"
+    path.write_text(json.dumps(PERF | {"models": {"sam_vit_b": _model(15000.0, 6000.0, 3000.0),
+                                                  "broken": {"params_m": 1.0}}}))
+    text = _performance(path)
+    row = "| `sam_vit_b` | 94 M | 972 | 15.0 | 6.0 (2.5x) | 5.5 | 3.0 (5.0x) | 2.4 | 9.0 | 6.0 | 55 | 1.5 (2.0) | 25 |"
+    assert row in text
+    assert "`broken`" not in text  # an entry without its figures is left out, not a crash

@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.model_perf import parity_prompts
 from conftest import build_tiny_sam, tiny_spec
 from medsam import backends, load_model
 from medsam.errors import ModelUnavailableError
 from medsam.imaging import load_mask, load_rgb
 from medsam.metrics import dice
 from medsam.models import build_mobilesam
-from medsam.predictor import Predictor, Prompt
+from medsam.predictor import Predictor
 
 GRAPHS = ["openvino", "onnxruntime"]
 
@@ -46,19 +47,6 @@ def test_a_missing_backend_says_how_to_install_it(monkeypatch: pytest.MonkeyPatc
     assert backends.resolve("auto") == "torch"
 
 
-def _prompts(h: int, w: int) -> list[list[Prompt]]:
-    """One group per prompt structure the predictor sends: points, box, both, mask input, 1 mask."""
-    rng = np.random.default_rng(0)
-    pts = lambda n: rng.uniform([0, 0], [w - 1, h - 1], (n, 2))  # noqa: E731
-    box = np.array([w * 0.2, h * 0.25, w * 0.7, h * 0.8])
-    logits = rng.normal(0, 3, (256, 256)).astype(np.float32)
-    groups = [[Prompt(pts(1), np.ones(1)) for _ in range(3)],
-              [Prompt(box=box + i) for i in range(4)],
-              [Prompt(pts(3), np.array([1.0, 0.0, 1.0]), box, multimask=False)],
-              [Prompt(pts(2), np.array([1.0, 0.0]), mask_input=logits, multimask=False) for _ in range(2)]]
-    return [[p.checked(h, w) for p in g] for g in groups]
-
-
 @pytest.mark.parametrize("backend", GRAPHS)
 def test_random_sam_vit_graphs_match_eager(backend: str, exports: Path, tmp_path: Path) -> None:
     """SAM ViT-B/L/H share this architecture (only sizes differ): random weights, every prompt kind."""
@@ -68,7 +56,7 @@ def test_random_sam_vit_graphs_match_eager(backend: str, exports: Path, tmp_path
     rgb = np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8)
     e_emb, g_emb = eager.set_image(rgb), graph.set_image(rgb)
     np.testing.assert_allclose(g_emb.features.numpy(), e_emb.features.numpy(), atol=1e-4, rtol=1e-3)
-    for group in _prompts(300, 400):
+    for group in parity_prompts(300, 400):
         want, got = eager.decode(group, e_emb), graph.decode(group, e_emb)
         for w, g in zip(want, got):
             assert w.shape == g.shape

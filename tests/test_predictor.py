@@ -176,6 +176,20 @@ def test_family_geometry(kind: str, size: int, expect: tuple[int, int]) -> None:
     assert logits.shape == (1, 3, 300, 400)
 
 
+@pytest.mark.parametrize("gray", [False, True])
+def test_medsam_preprocessing_is_skimage_resize_of_the_whole_image(gray: bool) -> None:
+    """MedSAM resizes channel by channel for speed; the values must be those of its authors' call."""
+    from skimage.transform import resize
+
+    rgb = np.random.default_rng(1).integers(0, 255, (171, 256, 3), dtype=np.uint8)
+    if gray:
+        rgb[..., 1] = rgb[..., 2] = rgb[..., 0]
+    x = resize(rgb, (1024, 1024), order=3, preserve_range=True, anti_aliasing=True).astype(np.float32)
+    expected = (x - x.min()) / (x.max() - x.min())
+    got = Preprocessing("medsam", 1024).image(rgb)[0][0].permute(1, 2, 0).numpy()
+    assert np.abs(got - expected).max() < 1e-5
+
+
 def test_prompt_make_defaults_labels_to_positive() -> None:
     p = Prompt.make(points=[[1, 2], [3, 4]])
     assert p.labels.tolist() == [1, 1]

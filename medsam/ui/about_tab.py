@@ -33,6 +33,50 @@ labels are TotalSegmentator predictions, shown as a reference, not as expert gro
 """
 
 
+def model_speed_table(figures: dict) -> str:
+    """One row per model measured by ``python -m bench.perf --model NAME --random-weights`` (seconds per
+    new image on each backend, eager PyTorch measured in the same run, and the compute floor)."""
+    rows = []
+    for name, f in figures.items():
+        try:
+            v, floor = f["variants"], f["floor"]
+            ov, bf = v["openvino"], v["openvino-bf16"]
+            cells = [f"`{name}`", f"{f['params_m']:.0f} M", f"{floor['gflop']['encoder']:.0f}",
+                     f"{v['torch']['encoder_ms'] / 1e3:.1f}",
+                     f"{ov['encoder_ms'] / 1e3:.1f} ({floor['ratios']['openvino']['speedup_vs_eager']:.1f}x)",
+                     f"{floor['floor_ms']['f32']['encoder'] / 1e3:.1f}",
+                     f"{bf['encoder_ms'] / 1e3:.1f} ({floor['ratios']['openvino-bf16']['speedup_vs_eager']:.1f}x)",
+                     f"{floor['floor_ms']['bf16']['encoder'] / 1e3:.1f}", f"{v['onnxruntime']['encoder_ms'] / 1e3:.1f}",
+                     f"{ov['set_image_ms'] / 1e3:.1f}", f"{ov['decoder_ms']:.0f}",
+                     f"{f['app_rss_mb']['model'] / 1024:.1f} ({f['app_rss_mb']['with_litemedsam'] / 1024:.1f})",
+                     f"{f['export']['seconds'] + ov['prepare_s']:.0f}"]
+            rows.append("| " + " | ".join(cells) + " |")
+        except (KeyError, TypeError):
+            continue
+    if not rows:
+        return ""
+    return ("| model | weights | GFLOP per image | eager s | OpenVINO f32 s (vs eager) | f32 floor s | "
+            "OpenVINO bf16 s (vs eager) | bf16 floor s | ONNX Runtime s | new image s | decoder ms | "
+            "app RSS GB (+ LiteMedSAM) | first use s |\n|" + "---|" * 13 + "\n" + "\n".join(rows))
+
+
+def _model_sizes(figures: dict | None) -> str:
+    table = model_speed_table(figures or {})
+    if not table:
+        return ""
+    return f"""
+### Every model, 1024 px encoders included (random weights: speed does not depend on them)
+Seconds per new image on each backend with eager PyTorch measured in the same run; the floor is the
+encoder's operations over this CPU's fastest matrix product. "New image" is what a click waits for
+on an image not seen before (preprocessing and encode, default backend); "first use" is the one-off
+export and compilation of a model's graphs; "app RSS" the memory of a process holding the model as
+the app does (its encoder as a compiled graph), alone and with LiteMedSAM. `MEDSAM_PRECISION=bf16`
+selects the bf16 column (masks agree with eager f32 to the IoU listed in `results/perf.json`).
+
+{table}
+"""
+
+
 def performance(path: Path) -> str:
     """The speed table from ``python -m bench.perf``'s results, if they were committed."""
     try:
@@ -55,7 +99,7 @@ def performance(path: Path) -> str:
 through the HTTP API with a cached image: median {click["click_to_mask_ms_median"]:.0f} ms ({click["backend"]}).
 Start-up {app["startup_s"]:.0f} s; resident memory after {app["images"]} images
 {max(app["rss_mb"].values()):.0f} MB. The backend is chosen automatically; set `MEDSAM_BACKEND` to force one.
-{_compute_bound(perf.get("compute_bound"))}{_first_visit(perf.get("first_visit"))}"""
+{_compute_bound(perf.get("compute_bound"))}{_first_visit(perf.get("first_visit"))}{_model_sizes(perf.get("models"))}"""
 
 
 def _compute_bound(bound: dict | None) -> str:

@@ -139,10 +139,11 @@ class SegmentTab:
         self.export = gr.Button("Export mask", variant="primary", elem_id="export")
 
     # --- rendering ------------------------------------------------------------------------------
-    def view(self, s: Session, models: list[str], predict: bool = False) -> dict:
-        """Every view output from the session (after running the models on its prompts if asked)."""
+    def view(self, s: Session, models: list[str], predict: bool = False, progress: gr.Progress | None = None) -> dict:
+        """Every view output from the session (after running the models on its prompts if asked;
+        ``progress`` shows what a slow model load or encode is doing and how long it should take)."""
         if predict:
-            s.predict(models)
+            s.predict(models, notify=(lambda text: progress(0, desc=text)) if progress else None)
         hidden = {self.auto_view: gr.update(value=None, visible=False),  # they showed an earlier state
                   self.head_view: gr.update(value=None, visible=False)}
         if s.rgb is None:
@@ -179,18 +180,18 @@ class SegmentTab:
                 self.width: gr.update(value=width), self.custom_box: gr.update(visible=custom)}
 
     # --- handlers -------------------------------------------------------------------------------
-    def on_open(self, index: int, m: str, c: bool, mb: str | None) -> dict:
+    def on_open(self, index: int, m: str, c: bool, mb: str | None, progress=gr.Progress()) -> dict:
         """Open example ``index`` and segment it with its suggested box."""
         s = Session()
         s.open_example(self.examples[index])
-        return {**self.view(s, _models(m, c, mb), predict=True), **self.controls(s)}
+        return {**self.view(s, _models(m, c, mb), predict=True, progress=progress), **self.controls(s)}
 
     def picker(self, members: list[int]) -> Callable[..., dict]:
         """The select handler of a gallery showing the examples ``members`` (Gradio reads the
         ``SelectData`` annotation of a plain function, not of a partial)."""
-        def on_pick(m: str, c: bool, mb: str | None, evt: gr.SelectData) -> dict:
+        def on_pick(m: str, c: bool, mb: str | None, evt: gr.SelectData, progress=gr.Progress()) -> dict:
             # the file fields are emptied: what they named is no longer shown
-            return {**self.on_open(members[evt.index], m, c, mb), self.upload: None, self.gt_upload: None}
+            return {**self.on_open(members[evt.index], m, c, mb, progress), self.upload: None, self.gt_upload: None}
         return on_pick
 
     def on_upload(self, paths: list[str] | None, m: str, c: bool, mb: str | None) -> dict:
@@ -199,11 +200,13 @@ class SegmentTab:
             s.load(paths if len(paths) > 1 else paths[0])
         return {**self.view(s, _models(m, c, mb)), **self.controls(s)}
 
-    def on_view(self, s: Session | None, ax: str, idx: float, win: str, lv: float, wd: float, m, c, mb) -> dict:
+    def on_view(self, s: Session | None, ax: str, idx: float, win: str, lv: float, wd: float, m, c, mb,
+                progress=gr.Progress()) -> dict:
         if s is None or s.scan is None:
             return self.view(Session(), [])
         s.set_view(AXES[ax], int(idx), (float(lv), float(wd)) if win == CUSTOM else win)
-        return {**self.view(s, _models(m, c, mb), predict=True), self.custom_box: gr.update(visible=win == CUSTOM)}
+        return {**self.view(s, _models(m, c, mb), predict=True, progress=progress),
+                self.custom_box: gr.update(visible=win == CUSTOM)}
 
     def on_gt(self, s: Session | None, path: str | None, m, c, mb) -> dict:
         if s is None or s.rgb is None:
@@ -212,23 +215,23 @@ class SegmentTab:
         s.example = None  # the mask no longer is the example's
         return self.view(s, _models(m, c, mb))
 
-    def on_click(self, s: Session | None, mode: str, m, c, mb, evt: gr.SelectData) -> dict:
+    def on_click(self, s: Session | None, mode: str, m, c, mb, evt: gr.SelectData, progress=gr.Progress()) -> dict:
         if s is None or s.rgb is None:
             raise MedsamError("Load an image first, then click on it.")
         x, y = evt.index
         s.click(float(x), float(y), mode)
-        return self.view(s, _models(m, c, mb), predict=True)
+        return self.view(s, _models(m, c, mb), predict=True, progress=progress)
 
-    def on_edit(self, s: Session | None, m, c, mb, action: str | None = None) -> dict:
+    def on_edit(self, s: Session | None, m, c, mb, action: str | None = None, progress=gr.Progress()) -> dict:
         if s is None or s.rgb is None:
             return self.view(Session(), [])
         if action:
             getattr(s, action)()
-        return self.view(s, _models(m, c, mb), predict=True)
+        return self.view(s, _models(m, c, mb), predict=True, progress=progress)
 
-    def on_model(self, s: Session | None, m, c, mb) -> dict:
+    def on_model(self, s: Session | None, m, c, mb, progress=gr.Progress()) -> dict:
         mode = gr.update(value=MODES[2]) if REGISTRY[m].prompts == "box" else gr.skip()
-        return {**self.on_edit(s, m, c, mb), self.model_info: long_note(m), self.mode: mode}
+        return {**self.on_edit(s, m, c, mb, progress=progress), self.model_info: long_note(m), self.mode: mode}
 
     def on_choose(self, s: Session | None, m, c, mb, evt: gr.SelectData) -> dict:
         if s is None or s.rgb is None:
