@@ -47,7 +47,7 @@ from medsam.results import git_commit
 from medsam.runner import DEFAULT_GRID
 from medsam.settings import settings
 
-KEPT = ("first_visit", "models")  # keys of perf.json that other bench scripts write
+KEPT = ("first_visit", "models", "decoder_shapes")  # keys of perf.json that other bench scripts write
 
 
 def predictor(variant: str, model: str = "litemedsam") -> Predictor:

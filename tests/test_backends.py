@@ -12,10 +12,11 @@ import torch
 from bench.model_perf import parity_prompts
 from conftest import build_tiny_sam, tiny_spec
 from medsam import backends, load_model
+from medsam.decoding import Embedding, Prompt
 from medsam.errors import ModelUnavailableError
 from medsam.imaging import load_mask, load_rgb
 from medsam.metrics import dice
-from medsam.models import build_mobilesam
+from medsam.models import Preprocessing, build_mobilesam
 from medsam.predictor import Predictor
 
 GRAPHS = ["openvino", "onnxruntime"]
@@ -62,6 +63,22 @@ def test_random_sam_vit_graphs_match_eager(backend: str, exports: Path, tmp_path
             assert w.shape == g.shape
             np.testing.assert_allclose(g.numpy(), w.numpy(), atol=1e-3, rtol=1e-3)
     assert any(exports.glob("decoder-*/decoder.onnx")) and any(exports.glob("encoder-1024-*/encoder.onnx"))
+
+
+def test_one_box_runs_through_a_static_decoder_with_the_same_result(exports: Path) -> None:
+    """OpenVINO decodes a single box with a decoder compiled for its shapes; other prompts, and the
+    result, are those of the dynamic graph."""
+    engine = backends.GraphEngine(build_tiny_sam(), 1024, "openvino")
+    emb = Embedding("k", torch.randn(1, 256, 64, 64), Preprocessing("sam", 1024).geometry(300, 400), 0.0)
+    box = [Prompt(box=np.array([40.0, 30.0, 200.0, 220.0])).checked(300, 400)]
+    static = engine.decode(box, emb)
+    assert engine._box is not None
+    inputs = {"image_embeddings": emb.features.numpy(), **backends.prompt_arrays(box, emb.geometry.scale)}
+    dynamic = engine._run(engine._decoder, inputs)
+    np.testing.assert_allclose(static[0].numpy(), dynamic[0][:, 1:], atol=1e-4, rtol=1e-4)
+    two = box * 2
+    assert engine._decoder_for({"image_embeddings": emb.features.numpy(),
+                                **backends.prompt_arrays(two, emb.geometry.scale)}) is engine._decoder
 
 
 def test_mobilesam_graph_matches_eager(exports: Path) -> None:

@@ -78,11 +78,13 @@ def test_finetuned_decoder_loads_on_its_base(tmp_path: Path, monkeypatch: pytest
     assert all(v.dtype == torch.float16 for v in state.values()) and path.stat().st_size < 10e6
     spec = replace(REGISTRY["litemedsam_ft"], name="ft_test", checkpoint=Checkpoint("ft.pt", None, None, None))
     monkeypatch.setitem(REGISTRY, "ft_test", spec)
-    loaded = load_model("ft_test").model
+    loaded = build_model(spec)
     assert torch.allclose(loaded.mask_decoder.iou_prediction_head.layers[0].bias, torch.full((256,), 0.25))
-    base = load_model("litemedsam").model
+    base = build_model(REGISTRY["litemedsam"])
     assert torch.equal(loaded.image_encoder.neck[0].weight, base.image_encoder.neck[0].weight)
-    assert load_model("ft_test").encoder_name == "litemedsam"
+    ft = load_model("ft_test")
+    assert ft.encoder_name == "litemedsam"
+    assert torch.allclose(ft.model.mask_decoder.iou_prediction_head.layers[0].bias, torch.full((256,), 0.25))
 
     torch.save({"image_encoder.extra": torch.zeros(3)}, tmp_path / "bad.pt")
     bad = replace(spec, name="ft_bad", checkpoint=Checkpoint("bad.pt", None, None, None))
