@@ -51,9 +51,8 @@ from ..predictor import Predictor, as_rgb, load_model
 from .study import (
     append_rows,
     check_study_args,
-    done_keys,
     read_manifest,
-    recorded_study,
+    run_study,
     study_main,
     study_parser,
     subset,
@@ -273,15 +272,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
             for path in save_heads(args, dataset, manifest[manifest["dataset_id"] == dataset]):
                 print(f"Saved {path}")
         return
-    args.out.mkdir(parents=True, exist_ok=True)
-    csv_path = args.out / "label_efficiency.csv"
-    done = done_keys(csv_path)
-    with recorded_study(args.out / "label_efficiency_provenance.json",
-                        PROG.split(), argv, args, lr=LR, encoder=ENCODER) as state:
-        for dataset in args.datasets:
-            state["rows_written"] += run_dataset(args, dataset, manifest[manifest["dataset_id"] == dataset],
-                                                 csv_path, done)
-    print(f"Wrote {state['rows_written']} rows to {csv_path}.")
+    run_study(args, argv, PROG, "label_efficiency", manifest, run_dataset, lr=LR, encoder=ENCODER)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -55,9 +55,8 @@ from .heads import BATCH_SIZE, LR, Item, make_item, predict_items, train_head
 from .study import (
     append_rows,
     check_study_args,
-    done_keys,
     read_manifest,
-    recorded_study,
+    run_study,
     study_main,
     study_parser,
     subset,
@@ -197,16 +196,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     manifest = read_manifest(args, MANIFEST_COLUMNS, PROG)
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    csv_path = args.out / "label_efficiency3d.csv"
-    done = done_keys(csv_path)
-    with recorded_study(args.out / "label_efficiency3d_provenance.json", PROG.split(), argv, args, lr=LR,
-                        encoder=ENCODER, features=load_model(ENCODER).embedding_name, axis=AXIS,
-                        slices="all") as state:
-        for dataset in args.datasets:
-            state["rows_written"] += run_dataset(args, dataset, manifest[manifest["dataset_id"] == dataset],
-                                                 csv_path, done)
-    print(f"Wrote {state['rows_written']} rows to {csv_path}.")
+    run_study(args, argv, PROG, "label_efficiency3d", manifest, run_dataset, lr=LR, encoder=ENCODER,
+              features=load_model(ENCODER).embedding_name, axis=AXIS, slices="all")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -135,6 +135,24 @@ def recorded_study(path: Path, command: Sequence[str], argv: Sequence[str], args
             "rows_written": state["rows_written"]})
 
 
+RunDataset = Callable[[argparse.Namespace, str, pd.DataFrame, Path, set], int]
+
+
+def run_study(args: argparse.Namespace, argv: Sequence[str], prog: str, stem: str, manifest: pd.DataFrame,
+              run_dataset: RunDataset, **options: object) -> None:
+    """Each dataset of ``args.datasets`` through ``run_dataset`` (its manifest rows, the CSV, the keys
+    already done; returns the rows it wrote) into ``<out>/<stem>.csv``, recorded in
+    ``<out>/<stem>_provenance.json`` with ``options`` (``recorded_study``)."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / f"{stem}.csv"
+    done = done_keys(csv_path)
+    with recorded_study(args.out / f"{stem}_provenance.json", prog.split(), argv, args, **options) as state:
+        for dataset in args.datasets:
+            state["rows_written"] += run_dataset(args, dataset, manifest[manifest["dataset_id"] == dataset],
+                                                 csv_path, done)
+    print(f"Wrote {state['rows_written']} rows to {csv_path}.")
+
+
 def study_main(prog: str, parse_args: Callable[[list[str]], argparse.Namespace],
                run: Callable[[argparse.Namespace, list[str]], None], argv: list[str] | None) -> None:
     """A study's command line: ``argv`` (default ``sys.argv[1:]``) parsed and run; bad input ends it
