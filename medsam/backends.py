@@ -49,8 +49,8 @@ GRAPH_VERSION = "1"  # bump when the exported wrappers below change
 GRID_BATCH = 16
 BOX_PROMPT = {"point_coords": (1, 2, 2), "point_labels": (1, 2), "mask_input": (1, 1, LOW_RES, LOW_RES)}
 """The decoder's input shapes for one box alone, the commonest prompt: OpenVINO runs it through a
-decoder compiled for exactly these shapes (on first use), about 17 % faster than the dynamic graph
-(46 vs 56 ms per box on 2 cores)."""
+decoder compiled for exactly these shapes (on first use), faster than the dynamic graph (LiteMedSAM
+51 vs 63 ms per box on 2 cores, upscaling included: ``python -m bench.decoder_shapes``)."""
 """Clicks per ``GridGraph`` call: OpenVINO compiles that graph for exactly this batch (a static
 shape is faster than a dynamic one); 8-32 cost the same per click on 2 cores (bench/everything.py)."""
 

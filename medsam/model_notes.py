@@ -44,14 +44,20 @@ def measured_encode_ms(name: str, perf: dict | None = None) -> tuple[float, str]
     figures = {v: f["encoder_ms"] for v, f in variants.items() if "encoder_ms" in f} or None
     if figures is None and perf.get("model") == encoder:
         figures = perf.get("encoder_ms")
-    if not figures:
+    current = _variant()
+    if not figures or current is None:
         return None
+    backend, key = current
+    return (float(figures[key]), backend) if key in figures else None
+
+
+def _variant() -> tuple[str, str] | None:
+    """The backend models run on now and its key in perf.json (``openvino-bf16`` in bf16), or None."""
     try:
         backend = backends.resolve()
     except Exception:  # noqa: BLE001 - a bad MEDSAM_BACKEND is reported where a model is loaded
         return None
-    key = f"{backend}-bf16" if backend == "openvino" and settings().precision == "bf16" else backend
-    return (float(figures[key]), backend) if key in figures else None
+    return backend, f"{backend}-bf16" if backend == "openvino" and settings().precision == "bf16" else backend
 
 
 def first_use_s(name: str, perf: dict | None = None) -> float | None:
@@ -59,13 +65,10 @@ def first_use_s(name: str, perf: dict | None = None) -> float | None:
     perf = _perf() if perf is None else perf
     spec = get_spec(name)
     figures = perf.get("models", {}).get(spec.base or spec.name, {})
-    try:
-        backend = backends.resolve()
-    except Exception:  # noqa: BLE001 - a bad MEDSAM_BACKEND is reported where a model is loaded
+    current = _variant()
+    if "export" not in figures or current is None or current[0] == "torch":
         return None
-    if "export" not in figures or backend == "torch":
-        return None
-    key = f"{backend}-bf16" if backend == "openvino" and settings().precision == "bf16" else backend
+    key = current[1]
     return figures["export"]["seconds"] + figures.get("variants", {}).get(key, {}).get("prepare_s", 0.0)
 
 

@@ -173,9 +173,11 @@ class Predictor:
         return self.encoder_name if tag == "torch" else f"{self.encoder_name}@{tag}"
 
     @torch.inference_mode()
-    def set_image(self, image: np.ndarray, persist: bool = False) -> Embedding:
+    def set_image(self, image: np.ndarray, persist: bool = False,
+                  before_encode: Callable[[], None] | None = None) -> Embedding:
         """Encode an RGB uint8 image, or reuse its embedding from memory or disk (``medsam.embeddings``);
-        it becomes the current image. ``persist`` also writes a new embedding to disk."""
+        it becomes the current image. ``persist`` also writes a new embedding to disk;
+        ``before_encode`` is called only when the encoder is about to run (to tell a user to wait)."""
         rgb = as_rgb(image)
         key = image_key(self.embedding_name, rgb)
 
@@ -183,6 +185,8 @@ class Predictor:
             stored = load_embedding(self.embedding_name, key, self.device)
             if stored is not None:
                 return stored
+            if before_encode:
+                before_encode()
             start = time.perf_counter()
             x, geo = self.spec.preprocessing.image(rgb)
             feats = self.engine.encode(x.to(self.device))

@@ -78,9 +78,7 @@ def run_model(model: str, rgb: np.ndarray, prompt: Prompt, gt: np.ndarray | None
         if notify and model not in loaded_models():
             notify(loading_note(model))
         predictor = load_model(model)
-        if notify and not predictor.is_cached(rgb):
-            notify(encoding_note(model))
-        emb = predictor.set_image(rgb)
+        emb = predictor.set_image(rgb, before_encode=(lambda: notify(encoding_note(model))) if notify else None)
         pred = predictor.predict_batch([prompt], embedding=emb)[0]
     except MedsamError as exc:
         return ModelRun(model, error=str(exc))
