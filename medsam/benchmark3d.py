@@ -4,14 +4,17 @@
         [--datasets msd_hippocampus,brats2015_flair] [--split test] [--axis 2] [--limit N]
 
 reads a volumes folder (``manifest.csv``: one row per volume and object, ``label_value`` the label
-values that make up the object; ``../shared/volumes`` here) and runs three strategies per object:
+values that make up the object; ``../shared/volumes`` here) and runs four strategies per object:
 
 - ``box_propagate``: the tight box of the reference on the slice where it is largest, then
   propagation up and down (``medsam.volume.propagate``, what ``/segment_volume`` does);
 - ``box_every_slice``: every slice that holds the structure prompted with its own tight box, the
   per-slice upper bound MedSAM reports;
 - ``box_ends_propagate``: boxes on the structure's first, middle and last slice, each propagated,
-  their union kept within the first and last slice (the user said where the structure ends).
+  their union kept within the first and last slice (the user said where the structure ends);
+- ``box_keys_interpolate``: tight boxes on ``KEY_SLICES`` slices evenly spaced from the structure's
+  first to its last, the slices between them prompted with interpolated boxes
+  (``medsam.volume.propagate_keys``, what ``/segment_volume`` does with prompts on several slices).
 
 One row per (model, volume, object, strategy) is appended to ``<out>/benchmark3d.csv`` (rows already
 there are skipped: the run resumes) with 3D DICE, NSD at 2 mm and HD95 in mm (voxel spacing
@@ -45,13 +48,14 @@ from .results import git_commit, record_run
 from .scan import Scan
 from .settings import settings
 from .strategies import STRATEGIES_3D
-from .volume import Propagation, every_slice, propagate, volume_ml
+from .volume import Propagation, every_slice, propagate, propagate_keys, volume_ml
 
 STRATEGIES = tuple(STRATEGIES_3D)
 COLUMNS = ["model", "dataset", "object", "image", "label_values", "reference", "split", "strategy", "axis",
            "dice3d", "nsd2mm", "hd95_mm", "volume_ml", "reference_ml", "slices", "reference_slices", "encoded",
            "seconds"]
 KEY = ["model", "image", "object", "strategy"]
+KEY_SLICES = 5
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -98,6 +102,15 @@ def ends_propagate(predictor: Predictor, scan: Scan, axis: int, reference: np.nd
     return union
 
 
+def keys_interpolate(predictor: Predictor, scan: Scan, axis: int, reference: np.ndarray) -> Propagation:
+    """Tight boxes on ``KEY_SLICES`` slices evenly spaced over the structure, interpolated between."""
+    present = np.flatnonzero(np.moveaxis(reference, axis, 0).any(axis=(1, 2)))
+    picks = np.unique(np.round(np.linspace(present[0], present[-1], KEY_SLICES)).astype(int))
+    keys = {int(i): Prompt(box=bbox(scan.view(reference, axis, int(i))), multimask=False)
+            for i in picks if scan.view(reference, axis, int(i)).any()}
+    return propagate_keys(predictor, scan, scan.default_window, axis, keys)
+
+
 def run_strategy(strategy: str, predictor: Predictor, scan: Scan, axis: int, reference: np.ndarray) -> Propagation:
     if strategy == "box_every_slice":
         start = time.perf_counter()
@@ -111,6 +124,8 @@ def run_strategy(strategy: str, predictor: Predictor, scan: Scan, axis: int, ref
         run = ends_propagate(predictor, scan, axis, reference)
         run.seconds = time.perf_counter() - start
         return run
+    if strategy == "box_keys_interpolate":
+        return keys_interpolate(predictor, scan, axis, reference)
     z = int(np.argmax(np.moveaxis(reference, axis, 0).sum(axis=(1, 2))))
     return propagate(predictor, scan, scan.default_window, axis, z, Prompt(box=bbox(scan.view(reference, axis, z))))
 
@@ -160,6 +175,8 @@ def report(table: pd.DataFrame) -> pd.DataFrame:
     means = table.pivot_table(index=["model", "dataset"], columns="strategy", values="dice3d", aggfunc="mean")
     if {"box_propagate", "box_every_slice"} <= set(means.columns):
         means["kept_of_every_slice"] = means["box_propagate"] / means["box_every_slice"]
+    if {"box_keys_interpolate", "box_every_slice"} <= set(means.columns):
+        means["keys_kept_of_every_slice"] = means["box_keys_interpolate"] / means["box_every_slice"]
     return means.round(3)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .decoding import Prompt
 from .metrics import volume_scores
 from .scan import Scan
 from .volume import Propagation, volume_ml
@@ -23,6 +24,14 @@ class VolumeObject:
     value: int
     reference: tuple[int, ...] | None = None  # the reference label values it is scored against
     run: Propagation | None = None
+    keys: dict[int, Prompt] = field(default_factory=dict)  # slice -> the user's prompt there (view pixels)
+    key_axis: int | None = None  # the axis of those slices
+
+    def mark(self, axis: int, index: int, prompt: Prompt) -> None:
+        """Keep ``prompt`` as this object's prompt on slice ``index``; a prompt on another axis starts over."""
+        if axis != self.key_axis:
+            self.keys, self.key_axis = {}, axis
+        self.keys[index] = prompt
 
 
 @dataclass

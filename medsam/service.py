@@ -169,43 +169,60 @@ def _label_values(text: str | None) -> tuple[int, ...] | None:
                          f"not {text!r}.") from exc
 
 
+def _volume_prompts(text: str) -> list[tuple[int, int, np.ndarray, np.ndarray, list[int]]]:
+    """``segment_volume``'s prompts JSON (one prompt or a list, all on one axis) -> (axis, slice,
+    box corners (2, 2) or (0, 2), points (N, 2), labels) per prompt."""
+    try:
+        raw = json.loads(text)
+        out = [(int(p["axis"]), int(p["slice"]), np.asarray(p.get("box") or [], float).reshape(-1, 2),
+                np.asarray(p.get("points") or [], float).reshape(-1, 2), [int(v) for v in p.get("labels") or []])
+               for p in (raw if isinstance(raw, list) else [raw])]
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise InputError('Prompts must be JSON like {"axis": 2, "slice": 40, "box": [x0, y0, x1, y1]} in the '
+                         'file\'s voxel indices, or a list of such prompts on slices of one axis.') from exc
+    if not out:
+        raise InputError("Give at least one prompt.")
+    if len({axis for axis, *_ in out}) > 1:
+        raise InputError("All prompts must be on slices of the same axis.")
+    return out
+
+
 def segment_volume_files(volume: str | Path, prompts: str, model: str = "litemedsam",
                          reference: str | Path | None = None, label_values: str | None = None
                          ) -> tuple[Path, dict[str, Any]]:
-    """The API's ``segment_volume``: a NIfTI file or a .zip of a DICOM series and a prompt on one slice
-    -> the structure propagated through the volume as a NIfTI label map on the input's voxel grid (1 =
-    the object), and numbers (3D scores against ``reference`` restricted to ``label_values``).
+    """The API's ``segment_volume``: a NIfTI file or a .zip of a DICOM series and prompts on one or more
+    slices -> the structure propagated through the volume as a NIfTI label map on the input's voxel
+    grid (1 = the object), and numbers (3D scores against ``reference`` restricted to ``label_values``).
 
     ``prompts`` is ``{"axis": 2, "slice": k, "box": [x0, y0, x1, y1], "points": [[x, y]], "labels": [1]}``
     in voxel indices of the file's own array as nibabel returns it (a DICOM series: columns, rows,
-    slices in position order): x along the first axis other than ``axis``, y along the second.
+    slices in position order): x along the first axis other than ``axis``, y along the second. A list
+    of such prompts on slices of one axis gives key slices (``volume.propagate_keys``): the slices
+    between two of them are prompted with interpolated boxes.
     """
     get_spec(model)
     if len(prompts) > MAX_PROMPT_CHARS:
         raise InputError(f"The prompts are {len(prompts):,} characters long; the limit is {MAX_PROMPT_CHARS:,}.")
-    try:
-        spec = json.loads(prompts)
-        axis, index = int(spec["axis"]), int(spec["slice"])
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        raise InputError('Prompts must be JSON like {"axis": 2, "slice": 40, "box": [x0, y0, x1, y1]} in the '
-                         'file\'s voxel indices.') from exc
+    specs = _volume_prompts(prompts)
     session = Session()
     session.load(volume, Path(str(volume)).name)
     scan = session.scan
     if scan is None or not scan.is_volume:
         raise InputError("The file is not a volume: give a NIfTI volume or a .zip of a DICOM series.")
-    corners = np.asarray(spec.get("box") or [], float).reshape(-1, 2)
-    points = np.asarray(spec.get("points") or [], float).reshape(-1, 2)
-    data_axis, data_index, view = scan.source_to_view(axis, index, np.concatenate([corners, points]))
-    session.set_view(data_axis, data_index)
     if reference:
         session.set_gt(reference, Path(str(reference)).name, _label_values(label_values))
-    if len(corners):
-        lo, hi = view[:2].min(axis=0), view[:2].max(axis=0)
-        session.box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
-    session.points = [tuple(p) for p in view[2:]]
-    session.labels = [int(v) for v in spec.get("labels") or [1] * len(points)]
+    for axis, index, corners, points, labels in specs:
+        data_axis, data_index, view = scan.source_to_view(axis, index, np.concatenate([corners, points]))
+        session.set_view(data_axis, data_index)
+        session.clear()
+        if len(corners):
+            lo, hi = view[:2].min(axis=0), view[:2].max(axis=0)
+            session.box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+        session.points = [tuple(p) for p in view[2:]]
+        session.labels = labels or [1] * len(points)
+        session.mark_key()
     note = session.propagate(model)
+    axis = specs[0][0]
     run = session.objects.objects[session.objects.current].run
     session.runs = []
     files = session.export()

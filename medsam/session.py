@@ -28,7 +28,7 @@ from .model_notes import encoding_note, loading_note
 from .objects import LabelMap
 from .predictor import load_model, loaded_models
 from .prompts import bbox
-from .volume import propagate, volume_ml
+from .volume import propagate_keys, volume_ml
 
 AXES = {"Axial": 2, "Coronal": 1, "Sagittal": 0}
 MODES = ("Positive point", "Negative point", "Box (2 clicks)")
@@ -273,8 +273,8 @@ class Session:
         self.objects = self.objects or LabelMap.empty(self.scan)
         self.objects.add((name or "").strip() or self.object_name(), self.gt_values)
 
-    def propagate(self, model: str, progress: Callable[[float, str], None] | None = None) -> str:
-        """Segment the current object through the volume from this slice's prompt; returns a sentence."""
+    def mark_key(self) -> None:
+        """Keep this slice's prompt as one of the current object's key slices (a new object if none)."""
         if self.scan is None or not self.scan.is_volume:
             raise InputError("Propagation needs a volume: load a NIfTI file or a DICOM series first.")
         prompt = self.prompt()
@@ -282,11 +282,20 @@ class Session:
             raise InputError("Prompt the object on one slice first: a box, or clicks with a click-trained model.")
         if not self.objects or not self.objects.current:
             self.new_object()
-        run = propagate(load_model(model), self.scan, self.window, self.axis, self.index or 0, prompt, progress)
-        obj = self.objects.store(run)
+        self.objects.objects[self.objects.current].mark(self.axis, self.index or 0, prompt)
+
+    def propagate(self, model: str, progress: Callable[[float, str], None] | None = None) -> str:
+        """Segment the current object through the volume from its prompted slices, this one included
+        (``volume.propagate_keys``); returns a sentence."""
+        self.mark_key()
+        obj = self.objects.objects[self.objects.current]
+        run = propagate_keys(load_model(model), self.scan, self.window, self.axis, obj.keys, progress)
+        self.objects.store(run)
         ml = volume_ml(run.mask, self.scan.spacing)
         ends = "; ".join(f"{d}: {why}" for d, why in run.stopped.items())
-        return (f"Propagated **{obj.name}** from slice {run.start} through slices {run.slices[0]}-{run.slices[-1]} "
+        prompted = (f"from slice {run.keys[0]}" if len(run.keys) == 1 else
+                    f"from slices {', '.join(map(str, run.keys))} (boxes interpolated between them)")
+        return (f"Propagated **{obj.name}** {prompted} through slices {run.slices[0]}-{run.slices[-1]} "
                 f"({len(run.slices)} slices, {ml:.1f} mL) in {run.seconds:.1f} s, {run.encoded} slices encoded. "
                 f"Stopped {ends}.")
 

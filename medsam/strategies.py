@@ -44,4 +44,5 @@ STRATEGIES_3D: dict[str, Strategy] = {s.name: s for s in [
     Strategy("box_propagate", "one box, propagated", "box prompts", kind="volume"),
     Strategy("box_every_slice", "a box on every slice (upper bound)", "box prompts", kind="volume"),
     Strategy("box_ends_propagate", "boxes on the first, middle and last slice", "box prompts", kind="volume"),
+    Strategy("box_keys_interpolate", "boxes on 5 slices, interpolated between", "box prompts", kind="volume"),
 ]}

@@ -383,7 +383,8 @@ def test_browser_exercise_hides_the_ground_truth_until_scored(page) -> None:
 
 def test_browser_dicom_series_to_a_whole_organ_and_back_as_dicom_seg(page, tmp_path: Path) -> None:
     """Upload a DICOM series as files, box the liver on one slice, propagate, see it on another
-    slice with its volume, and export the label map as NIfTI and DICOM-SEG."""
+    slice with its volume, box it there too (a second key slice), propagate again, and export the
+    label map as NIfTI and DICOM-SEG."""
     import highdicom as hd
     import httpx
     import nibabel as nib
@@ -419,6 +420,18 @@ def test_browser_dicom_series_to_a_whole_organ_and_back_as_dicom_seg(page, tmp_p
     rgb = np.asarray(Image.open(io.BytesIO(page.locator("#canvas img").first.screenshot())).convert("RGB")).astype(int)
     coloured = (np.abs(rgb[..., 0] - rgb[..., 1]) + np.abs(rgb[..., 1] - rgb[..., 2]) > 40).sum()
     assert coloured > 500, "the liver is drawn on a neighbouring slice"
+    # a box on this slice too makes it a second key slice: the slices between come from interpolated boxes
+    number.blur()  # a focused slice number takes the next click on the image for its own commit
+    page.wait_for_timeout(1000)
+    x0, y0, x1, y1 = bbox(scan.view(liver, 2, scan.n_slices(2) // 2 + 3))
+    _click_image(page, x0, y0)
+    _wait_status(page, "first corner set")
+    _click_image(page, x1, y1)
+    _wait_status(page, "decoded in")
+    page.locator("#propagate").click()
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('interpolated between')",
+                           timeout=180_000)
+    assert "liver" in page.locator("#objects").inner_text()
     page.locator("#export").click()
     page.wait_for_function("() => document.querySelectorAll('#files a').length >= 2", timeout=60_000)
     names = page.locator("#files").inner_text().replace("\n", "")

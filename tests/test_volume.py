@@ -12,7 +12,7 @@ from medsam.imaging import load_scan
 from medsam.metrics import volume_scores
 from medsam.predictor import Prompt, load_model
 from medsam.prompts import bbox
-from medsam.volume import enlarged, every_slice, propagate, volume_ml
+from medsam.volume import enlarged, every_slice, interpolated_box, propagate, propagate_keys, volume_ml
 
 
 def _ellipsoid(shape=(64, 72, 24), centre=(30, 36, 12), radii=(16, 20, 7)) -> np.ndarray:
@@ -60,6 +60,28 @@ def test_propagation_follows_the_structure_and_stops_where_it_ends(phantom) -> N
     upper = volume_scores(every_slice(load_model("litemedsam"), scan, "Min-max", 2, reference), reference, scan.spacing)
     assert scores["dice3d"] > 0.8 and upper["dice3d"] > 0.8
     assert volume_ml(run.mask, scan.spacing) == pytest.approx(run.mask.sum() * 0.8 * 0.8 * 2.5 / 1000)
+
+
+def test_key_slices_prompt_the_slices_between_them_with_interpolated_boxes(phantom) -> None:
+    """Boxes on three slices (the widest in the middle): every slice between two of them is segmented
+    from a box mixed from theirs (no stop test there), and propagation goes on beyond the outer ones
+    until the structure ends."""
+    scan = load_scan(phantom[0])
+    reference = scan.data > 400
+    slices = np.flatnonzero(reference.any((0, 1)))
+    low, high = int(slices.min()) + 2, int(slices.max()) - 2
+    keys = {k: Prompt(box=bbox(scan.view(reference, 2, k))) for k in (low, (low + high) // 2, high)}
+    run = propagate_keys(load_model("litemedsam"), scan, "Min-max", 2, keys)
+    assert run.keys == sorted(keys) and set(range(low, high + 1)) <= set(run.slices)
+    assert min(run.slices) < low and max(run.slices) > high, "it propagated beyond the outer keys"
+    assert volume_scores(run.mask, reference, scan.spacing)["dice3d"] > 0.8
+
+
+def test_interpolated_box_mixes_the_nearest_keys_by_distance() -> None:
+    keys = {10: np.array([0, 0, 10, 10]), 14: np.array([4, 8, 20, 30]), 20: np.array([0, 0, 2, 2])}
+    assert interpolated_box(keys, 12).tolist() == [2, 4, 15, 20]
+    assert interpolated_box(keys, 14).tolist() == [4, 8, 20, 30]
+    assert interpolated_box(keys, 17).tolist() == [2, 4, 11, 16]
 
 
 def test_volume_scores_in_millimetres() -> None:
@@ -111,12 +133,22 @@ def test_segment_volume_api_on_the_dicom_series_zip(tmp_path: Path) -> None:
     out = nib.load(path)
     assert out.shape == scan.source_shape and np.allclose(out.affine, scan.affine)
     assert ((np.asarray(out.dataobj) > 0) & liver).sum() > 0.9 * liver.sum()
+    # boxes on two slices: the slices between them come from interpolated boxes
+    ends = [int(i) for i in np.flatnonzero(liver.any((0, 1)))[[2, -3]]]
+    two = [{"axis": 2, "slice": i, "box": [int(v) for v in (*np.argwhere(liver[:, :, i]).min(0),
+                                                          *np.argwhere(liver[:, :, i]).max(0))]} for i in ends]
+    _, keyed = segment_volume_files(folder, json.dumps(two), "litemedsam", reference, "5")
+    assert set(range(ends[0], ends[1] + 1)) <= set(keyed["slices"]) and "interpolated" in keyed["note"]
+    assert keyed["dice3d"] > 0.9
 
 
 @pytest.mark.parametrize("prompts, message", [
     ("{}", "Prompts must be JSON like"),
     ('{"axis": 2, "slice": 99, "box": [1, 1, 5, 5]}', "outside the 122x101x30 volume"),
     ('{"axis": 2, "slice": 3}', "Prompt the object on one slice first"),
+    ('[]', "at least one prompt"),
+    ('[{"axis": 2, "slice": 3, "box": [1, 1, 5, 5]}, {"axis": 1, "slice": 3, "box": [1, 1, 5, 5]}]', "same axis"),
+    ('[3]', "Prompts must be JSON like"),
 ])
 def test_segment_volume_bad_prompts_are_sentences(prompts: str, message: str) -> None:
     from medsam.errors import InputError

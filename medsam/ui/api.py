@@ -64,7 +64,8 @@ def clicks_to_target(image_path: str, gt_path: str | None, model_name: str, max_
 @plain
 def segment_volume(volume_path: str, prompt_json: str, model_name: str, reference_path: str | None,
                    label_values: str) -> tuple[str, dict]:
-    """Propagate a prompt on one slice through a volume; returns the label NIfTI and numbers."""
+    """Propagate a prompt on one slice (or prompts on several: key slices) through a volume; returns
+    the label NIfTI and numbers."""
     path, numbers = segment_volume_files(volume_path, prompt_json or "{}", model_name or "litemedsam",
                                          reference_path, label_values)
     return str(path), numbers

@@ -109,7 +109,8 @@ class SegmentTab:
         with gr.Group(visible=False) as self.volume_box:
             self.axis = gr.Radio(list(AXES), value="Axial", label="Slice axis")
             self.index = gr.Slider(0, 1, step=1, value=0, label="Slice", elem_id="slice")
-            self.object_name = gr.Textbox(label="Object (prompt it on one slice, then propagate)",
+            self.object_name = gr.Textbox(label="Object (box it on one slice and propagate; box another slice and "
+                                                "propagate again to add a key slice)",
                                           placeholder="e.g. liver", elem_id="object-name")
             with gr.Row():
                 self.propagate = gr.Button("Propagate through the volume", variant="primary", elem_id="propagate")
