@@ -222,12 +222,11 @@ def segment_volume_files(volume: str | Path, prompts: str, model: str = "litemed
         session.labels = labels or [1] * len(points)
         session.mark_key()
     note = session.propagate(model)
-    axis = specs[0][0]
     run = session.objects.objects[session.objects.current].run
     session.runs = []
     files = session.export()
     row = session.object_rows()[0]
-    info = {"model": model, "volume_ml": row["volume_ml"], "slices": run.slices, "axis": axis,
+    info = {"model": model, "volume_ml": row["volume_ml"], "slices": run.slices, "axis": specs[0][0],
             "seconds": round(run.seconds, 2), "encoded": run.encoded, "stopped": run.stopped, "note": note,
             **{k: row.get(k) for k in ("dice3d", "nsd2mm", "hd95_mm")}}
     return files[0], info

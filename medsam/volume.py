@@ -188,24 +188,25 @@ def propagate_keys(predictor: Predictor, scan: Scan, window: WindowSpec, axis: i
     order = sorted(keys)
     run = _Run(predictor, scan, window, axis, order[0], progress)
     run.out.keys = order
-    masks, boxes, pictures = {}, {}, {}
+    boxes, pictures = {}, {}
     for k in order:
-        masks[k], pictures[k] = run.segment(k, keys[k])
-        run.keep(k, masks[k])
-        box = keys[k].box if keys[k].box is not None else (bbox(masks[k]) if masks[k].any() else None)
+        mask, pictures[k] = run.segment(k, keys[k])
+        run.keep(k, mask)
+        box = keys[k].box if keys[k].box is not None else (bbox(mask) if mask.any() else None)
         if box is not None:
             boxes[k] = box
     for below, above in zip(order, order[1:]):
         for i in range(below + 1, above):
             if below in boxes and above in boxes:
                 box = interpolated_box(boxes, i)
-            else:  # a key without a mask: prompt from the previous slice's mask
+            else:  # a key gave no box (clicks, no mask): prompt from the previous slice's mask
                 box = enlarged(run.views[i - 1], margin) if run.views.get(i - 1, np.zeros(1, bool)).any() else None
             mask = run.segment(i, Prompt(box=box, multimask=False))[0] if box is not None else None
             if mask is not None and mask.any():
                 run.keep(i, mask)
     for direction, step, k in (("up", 1, order[-1]), ("down", -1, order[0])):
-        look = Appearance.of(pictures[k], masks[k], enlarged(masks[k], margin) if masks[k].any() else np.zeros(4))
+        mask = run.views[k]
+        look = Appearance.of(pictures[k], mask, enlarged(mask, margin) if mask.any() else np.zeros(4))
         run.onward(direction, step, k, look, margin)
     run.out.seconds = time.perf_counter() - start
     return run.out
