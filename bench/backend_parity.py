@@ -1,6 +1,7 @@
 """Backend parity on the whole benchmark: box and point_center DICE per backend, against eager PyTorch.
 
     python -m bench.backend_parity --data ../shared/datasets [--model litemedsam] [--limit N]
+        [--split test] [--strategies box,point_center] [--variants torch,openvino-bf16] [--out FILE]
 
 Runs ``medsam.benchmark`` with each backend (and OpenVINO in bfloat16) into ``--work`` (resumable;
 default ``~/.cache/medsam/parity``), then prints and writes ``results/backend_parity.json``: mean
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=settings().data)
     parser.add_argument("--model", default="litemedsam")
     parser.add_argument("--limit", type=int, help="only the first N pairs")
+    parser.add_argument("--split", choices=("train", "test"), help="only pairs of this manifest split")
+    parser.add_argument("--strategies", default=STRATEGIES, help=f"benchmark strategies (default {STRATEGIES})")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {','.join(VARIANTS)}")
     parser.add_argument("--work", type=Path, default=Path("~/.cache/medsam/parity").expanduser())
     parser.add_argument("--out", type=Path, default=REPO / "results" / "backend_parity.json")
@@ -46,11 +49,13 @@ def main() -> None:
     means, counts = {}, {}
     for variant in variants:
         backend, precision = VARIANTS[variant]
-        out = args.work / args.model / variant
+        out = args.work / args.model / (f"{variant}-{args.split}" if args.split else variant)
         cmd = [sys.executable, "-m", "medsam.benchmark", "--data", str(args.data), "--out", str(out),
-               "--models", args.model, "--strategies", STRATEGIES, "--backend", backend]
+               "--models", args.model, "--strategies", args.strategies, "--backend", backend]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
+        if args.split:
+            cmd += ["--split", args.split]
         print(f"{variant}: {' '.join(cmd[1:])}", flush=True)
         subprocess.run(cmd, cwd=REPO, check=True, env={**os.environ, "MEDSAM_PRECISION": precision})
         rows = pd.read_csv(out / "benchmark.csv")

@@ -39,6 +39,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import __version__
+from .backends import measured_precision
 from .imaging import load_any
 from .metrics import volume_scores
 from .paths import command_line
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> pd.DataFrame:
     todo = plan(args)
     start, rows_written = time.perf_counter(), 0
     for model in args.models.split(","):
-        predictor = load_model(model)
+        predictor = load_model(model, precision=measured_precision())
         for image, group in tqdm(todo.groupby("image", sort=False), desc=model, unit="volume"):
             scan = load_any(args.data / image)  # a NIfTI file or a DICOM series' folder
             labels = load_any(args.data / group.iloc[0]["label"]).data

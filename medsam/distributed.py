@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from .backends import measured_precision
 from .errors import MedsamError
 from .predictor import load_model
 from .results import COLUMNS, KEY, append_rows
@@ -186,7 +187,7 @@ def run_blocks(plan: Plan, args: argparse.Namespace) -> Outcome:
     outcome = Outcome()
     actor_class = ray.remote(max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES, **resources)(BlockWorker)
     threads = None if device == "cuda" else resources["num_cpus"]
-    backend, precision = args.backend or settings().backend, settings().precision  # the driver's, for every actor
+    backend, precision = args.backend or settings().backend, measured_precision()  # the driver's, for every actor
     engines: set[str] = set()
     for model in dict.fromkeys(b.model for b in blocks):
         todo = [b for b in blocks if b.model == model]

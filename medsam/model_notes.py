@@ -16,7 +16,6 @@ from pathlib import Path
 from . import backends, checkpoints
 from .models import REGISTRY, get_spec
 from .paths import REPO
-from .settings import settings
 
 PERF = REPO / "results" / "perf.json"
 BACKEND_NAMES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "torch": "eager PyTorch"}
@@ -57,7 +56,7 @@ def _variant() -> tuple[str, str] | None:
         backend = backends.resolve()
     except Exception:  # noqa: BLE001 - a bad MEDSAM_BACKEND is reported where a model is loaded
         return None
-    return backend, f"{backend}-bf16" if backend == "openvino" and settings().precision == "bf16" else backend
+    return backend, backends.variant_tag(backend)
 
 
 def first_use_s(name: str, perf: dict | None = None) -> float | None:
@@ -79,6 +78,12 @@ def loading_note(name: str) -> str:
     when = (f" On its first use on a machine its graphs are exported and compiled (about {first:.0f} s measured "
             "here; later starts reuse them).") if first and first >= 5 else ""
     return f"Loading {spec.title}.{when}"
+
+
+def encode_s(name: str) -> float | None:
+    """Seconds one image encode is expected to take on the current backend (measured), or None."""
+    measured = measured_encode_ms(name)
+    return measured[0] / 1e3 if measured else None
 
 
 def encoding_note(name: str) -> str:

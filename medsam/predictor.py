@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .backends import Engine, make_engine, resolve
+from .backends import Engine, make_engine, resolve, resolve_precision
 from .decoding import Embedding, Prediction, Prompt
 from .embeddings import load_embedding, store_embedding
 from .errors import InputError, MedsamError
@@ -234,7 +234,8 @@ class Predictor:
         """Segment many prompts on one image, grouping compatible prompts into one decoder call.
 
         Prompts with the same number of points, box/no box, mask input/none and multimask flag
-        form one batch, so each result equals what ``predict`` gives for that prompt alone.
+        form one batch, so each result equals what ``predict`` gives for that prompt alone (in f32;
+        in bf16 up to bfloat16 rounding).
 
         Args:
             prompts: ``Prompt`` objects, or mappings of ``Prompt.make``'s arguments.
@@ -341,7 +342,8 @@ def load_model(name: str = "litemedsam", download: bool | None = None, device: s
             auto, the fastest installed; see ``medsam.backends.resolve``).
         threads: inference threads of an exported-graph backend (default: ``MEDSAM_THREADS``, else
             torch's setting).
-        precision: ``f32`` or ``bf16`` for OpenVINO (default: ``MEDSAM_PRECISION``, else f32).
+        precision: ``auto``, ``f32`` or ``bf16`` for OpenVINO (default: ``MEDSAM_PRECISION``, else auto:
+            bf16 where the CPU computes it natively; see ``medsam.backends.resolve_precision``).
 
     Returns:
         The shared ``Predictor`` for these arguments.
@@ -352,7 +354,7 @@ def load_model(name: str = "litemedsam", download: bool | None = None, device: s
     """
     spec = get_spec(name)
     engine = resolve(backend, device)
-    precision = precision or settings().precision
+    precision = resolve_precision(precision)
     return _MODELS.get((name, str(device), engine, threads, precision), spec, lambda: Predictor(
         spec, build_model(spec, download), device=device, backend=engine, threads=threads, precision=precision))
 

@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .automatic import generate
+from .backends import measured_precision
 from .decoding import Embedding
 from .embeddings import features_for
 from .errors import MedsamError
@@ -234,7 +235,7 @@ def run_local(plan: Plan, data: Path, grid: int, backend: str | None, csv_path: 
     pairs_done: set[str] = set()
     try:
         for name, model, work in plan:
-            predictor = load_model(model, backend=backend)
+            predictor = load_model(model, backend=backend, precision=measured_precision())
             engines.add(predictor.engine.tag)
             runner = PairRunner(predictor, data, grid, descriptors)
             for pair, todo in tqdm(work, desc=f"{model} {name}", unit="pair", dynamic_ncols=True):

@@ -24,7 +24,7 @@ from .errors import InputError, MedsamError
 from .export import dicom_seg, label_map_nifti
 from .gallery import EXPERT, Example
 from .metrics import segmentation_scores
-from .model_notes import encoding_note, loading_note
+from .model_notes import encode_s, encoding_note, first_use_s, loading_note
 from .objects import LabelMap
 from .predictor import load_model, loaded_models
 from .prompts import bbox
@@ -36,6 +36,9 @@ EXPORT_TTL_S = 600
 """Exported masks are deleted after this many seconds (Gradio has copied what it serves by then)."""
 _EXPORT_DIR = Path(tempfile.mkdtemp(prefix="medsam-export-"))
 atexit.register(shutil.rmtree, _EXPORT_DIR, ignore_errors=True)
+
+Notify = Callable[[str, float | None], None]
+"""Told what a slow step is doing and the seconds it should take (None: not measured)."""
 
 
 @dataclass
@@ -71,14 +74,16 @@ class ModelRun:
 
 
 def run_model(model: str, rgb: np.ndarray, prompt: Prompt, gt: np.ndarray | None = None,
-              notify: Callable[[str], None] | None = None) -> ModelRun:
+              notify: Notify | None = None) -> ModelRun:
     """Encode (or reuse the cached embedding) and decode one prompt; errors become ``run.error``.
-    ``notify`` hears, before any slow step, what is happening and how long it should take."""
+    ``notify(text, seconds)`` hears, before any slow step, what is happening and how long it should
+    take (seconds measured on this kind of machine, or None)."""
     try:
         if notify and model not in loaded_models():
-            notify(loading_note(model))
+            notify(loading_note(model), first_use_s(model))
         predictor = load_model(model)
-        emb = predictor.set_image(rgb, before_encode=(lambda: notify(encoding_note(model))) if notify else None)
+        before_encode = (lambda: notify(encoding_note(model), encode_s(model))) if notify else None
+        emb = predictor.set_image(rgb, before_encode=before_encode)
         pred = predictor.predict_batch([prompt], embedding=emb)[0]
     except MedsamError as exc:
         return ModelRun(model, error=str(exc))
@@ -244,7 +249,7 @@ class Session:
         return Prompt.make(self.points, self.labels, self.box, multimask=True)
 
     # --- models ---------------------------------------------------------------------------
-    def predict(self, models: list[str], notify: Callable[[str], None] | None = None) -> None:
+    def predict(self, models: list[str], notify: Notify | None = None) -> None:
         """Run ``models`` on the current prompt (``notify``: see ``run_model``)."""
         prompt = self.prompt()
         if prompt is None or self.rgb is None:

@@ -16,7 +16,7 @@ environment variables.
 | MEDSAM_MODELS_MB | loaded models kept in memory (weights and compiled graphs), in MB | 8192 |
 | MEDSAM_BACKEND | auto, openvino, onnxruntime or torch | auto |
 | MEDSAM_THREADS | inference threads | torch's default (one per core) |
-| MEDSAM_PRECISION | f32 or bf16 (OpenVINO) | f32 |
+| MEDSAM_PRECISION | auto, f32 or bf16 (OpenVINO; auto: bf16 where the CPU computes it natively) | auto |
 | MEDSAM_MAX_PIXELS | largest image or volume slice, in pixels | 50,000,000 |
 | MEDSAM_MAX_UPLOAD_MB | largest upload, in MB | 200 |
 | MEDSAM_DATA | benchmark data folder (examples, tests) | none |
@@ -34,6 +34,7 @@ from pathlib import Path
 from .errors import MedsamError
 
 BACKEND_CHOICES = ("auto", "openvino", "onnxruntime", "torch")
+PRECISION_CHOICES = ("auto", "f32", "bf16")
 VARIABLES = ("MEDSAM_CHECKPOINTS", "MEDSAM_DOWNLOAD", "MEDSAM_CACHE", "MEDSAM_CACHE_MB", "MEDSAM_MODELS_MB",
              "MEDSAM_BACKEND", "MEDSAM_THREADS", "MEDSAM_PRECISION", "MEDSAM_MAX_PIXELS", "MEDSAM_MAX_UPLOAD_MB",
              "MEDSAM_DATA", "MEDSAM_VOLUMES", "SPACE_ID", "PYTHONPATH")
@@ -117,7 +118,7 @@ def _read(values: tuple[str | None, ...]) -> Settings:
         models_mb=_positive("MEDSAM_MODELS_MB", env["MEDSAM_MODELS_MB"], 8192.0, float),
         backend=_choice("MEDSAM_BACKEND", env["MEDSAM_BACKEND"], BACKEND_CHOICES, "auto"),
         threads=None if threads is None or not threads.strip() else int(_positive("MEDSAM_THREADS", threads, 1)),
-        precision=_choice("MEDSAM_PRECISION", env["MEDSAM_PRECISION"], ("f32", "bf16"), "f32"),
+        precision=_choice("MEDSAM_PRECISION", env["MEDSAM_PRECISION"], PRECISION_CHOICES, "auto"),
         max_pixels=int(_positive("MEDSAM_MAX_PIXELS", env["MEDSAM_MAX_PIXELS"], 50_000_000)),
         max_upload_mb=int(_positive("MEDSAM_MAX_UPLOAD_MB", env["MEDSAM_MAX_UPLOAD_MB"], 200)),
         data=_folder(env["MEDSAM_DATA"]),

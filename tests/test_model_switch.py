@@ -25,24 +25,27 @@ from medsam.predictor import EmbeddingCache, Predictor, load_model, loaded_model
 from medsam.session import run_model
 
 
-def test_full_size_random_vit_b_on_the_default_backend_matches_eager() -> None:
+@pytest.mark.parametrize("precision", ["f32", "auto"])
+def test_full_size_random_vit_b_on_the_default_backend_matches_eager(precision: str) -> None:
     """SAM ViT-B at 1024 px with seeded random weights, exported once (kept in the checkpoint folder
-    between runs, keyed by the weights), against eager PyTorch on the parity prompts."""
+    between runs, keyed by the weights), against eager PyTorch on the parity prompts: in f32, and in
+    the default precision (bf16 on a CPU that computes it natively: within bfloat16 rounding)."""
     spec = get_spec("sam_vit_b")
     torch.manual_seed(0)
     model = spec.build().eval()
-    graph = Predictor(spec, model, cache=EmbeddingCache(0))
+    graph = Predictor(spec, model, cache=EmbeddingCache(0), precision=precision)
     assert graph.backend == backends.available()[0] != "torch"
+    bf16 = backends.resolve_precision(precision) == "bf16"
     eager = Predictor(spec, model, cache=EmbeddingCache(0), backend="torch")
     rgb = load_rgb(bundled_examples()[0].image)
     g_emb, e_emb = graph.set_image(rgb), eager.set_image(rgb)
     scale = float(e_emb.features.abs().max())
-    assert float((g_emb.features - e_emb.features).abs().max()) < 1e-3 * scale
+    assert float((g_emb.features - e_emb.features).abs().max()) < (3e-2 if bf16 else 1e-3) * scale
     ious = []
     for group in parity_prompts(*rgb.shape[:2]):
         for want, got in zip(eager.predict_batch(group, e_emb), graph.predict_batch(group, g_emb)):
             ious += [iou(w, g) for w, g in zip(want.masks, got.masks)]
-    assert len(ious) == 24 and np.mean(ious) > 0.99 and min(ious) > 0.95, ious
+    assert len(ious) == 24 and np.mean(ious) > (0.98 if bf16 else 0.99) and min(ious) > 0.95, ious
 
 
 def test_two_exports_of_one_graph_at_once_run_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,11 +120,15 @@ def test_the_status_says_what_a_slow_step_is_doing(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(predictor, "_MODELS", predictor._Models())
     rgb = np.random.default_rng(5).integers(0, 255, (64, 80, 3), dtype=np.uint8)
     heard: list[str] = []
-    run = run_model("tiny_a", rgb, Prompt(box=np.array([5.0, 5.0, 40.0, 30.0])), notify=heard.append)
+
+    def notify(text: str, seconds: float | None) -> None:
+        heard.append(text)
+
+    run = run_model("tiny_a", rgb, Prompt(box=np.array([5.0, 5.0, 40.0, 30.0])), notify=notify)
     assert run.error is None and heard[0].startswith("Loading Tiny random SAM")
     assert heard[1].startswith("Encoding the image with Tiny random SAM")
     heard.clear()
-    run_model("tiny_a", rgb, Prompt(box=np.array([5.0, 5.0, 40.0, 30.0])), notify=heard.append)
+    run_model("tiny_a", rgb, Prompt(box=np.array([5.0, 5.0, 40.0, 30.0])), notify=notify)
     assert heard == []  # loaded and encoded: nothing slow to announce
 
 

@@ -59,7 +59,11 @@ def test_synthetic_blob_box(lite: Predictor) -> None:
     assert dice(out.masks[0], gt) > 0.9
 
 
-def test_batch_equals_single_and_keeps_order(lite: Predictor) -> None:
+@pytest.mark.parametrize("precision", ["f32", "auto"])
+def test_batch_equals_single_and_keeps_order(precision: str) -> None:
+    """Exactly in f32; in bf16 (auto, on a CPU with native bf16) batches round differently."""
+    lite = load_model("litemedsam", precision=precision)
+    exact = lite.engine.name == "torch" or getattr(lite.engine, "precision", "f32") == "f32"
     rgb, gt = _blob_image()
     emb = lite.set_image(rgb)
     prompts = [
@@ -72,8 +76,9 @@ def test_batch_equals_single_and_keeps_order(lite: Predictor) -> None:
     assert [len(r.scores) for r in batch] == [1, 3, 3, 1]
     for prompt, got in zip(prompts, batch):
         single = lite.predict(**prompt)
-        np.testing.assert_allclose(got.logits, single.logits, atol=1e-4)
-        assert (got.masks == single.masks).mean() > 0.999
+        if exact:
+            np.testing.assert_allclose(got.logits, single.logits, atol=1e-4)
+        assert (got.masks == single.masks).mean() > (0.999 if exact else 0.99)
     assert all(np.all(np.diff(r.scores) <= 0) for r in batch), "candidates sorted best first"
 
 

@@ -16,7 +16,7 @@ from medsam.settings import ConfigError, settings
     ("MEDSAM_CACHE_MB", "-5", "MEDSAM_CACHE_MB must be a positive number, not '-5'."),
     ("MEDSAM_THREADS", "two", "MEDSAM_THREADS must be a positive whole number, not 'two'."),
     ("MEDSAM_MAX_UPLOAD_MB", "1.5", "MEDSAM_MAX_UPLOAD_MB must be a positive whole number, not '1.5'."),
-    ("MEDSAM_PRECISION", "fp8", "MEDSAM_PRECISION must be one of f32, bf16, not 'fp8'."),
+    ("MEDSAM_PRECISION", "fp8", "MEDSAM_PRECISION must be one of auto, f32, bf16, not 'fp8'."),
     ("MEDSAM_BACKEND", "tensorrt", "MEDSAM_BACKEND must be one of auto, openvino, onnxruntime, torch, not 'tensorrt'."),
     ("MEDSAM_DOWNLOAD", "maybe", "MEDSAM_DOWNLOAD must be 1, true or yes to turn it on, or 0, false or no to turn it "
                                  "off, not 'maybe'."),

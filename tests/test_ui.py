@@ -57,3 +57,25 @@ def test_candidates_are_cached_pictures(tab: SegmentTab, phantom_files) -> None:
     gallery = tab.view(s, ["litemedsam"])[tab.candidates]
     assert len(gallery) == 3 and all(Path(p).is_file() and caption.startswith(f"#{k}")
                                      for k, (p, caption) in enumerate(gallery, 1))
+
+
+def test_a_step_without_progress_of_its_own_fills_the_bar_with_its_expected_time() -> None:
+    import time
+
+    from medsam.ui.common import TimedProgress
+
+    calls: list[tuple[float, str]] = []
+    with TimedProgress(lambda f, desc: calls.append((f, desc)), tick_s=0.02) as notify:
+        notify("Loading", 0.2)
+        time.sleep(0.5)  # runs longer than expected
+        notify("Encoding", None)  # not measured: the bar shows the text and stays put
+        after = len(calls)
+        time.sleep(0.1)
+        assert len(calls) == after and calls[-1] == (0, "Encoding")
+        notify("Encoding", 10.0)
+    done = len(calls)
+    time.sleep(0.1)
+    assert len(calls) == done, "the bar stops with the event"
+    loading = [f for f, desc in calls if desc == "Loading"]
+    assert loading[0] == 0 and loading == sorted(loading) and loading[-1] == 0.95
+    assert any(0.2 < f < 0.9 for f in loading), loading

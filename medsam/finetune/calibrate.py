@@ -37,6 +37,7 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from ..automatic import grid_points
+from ..backends import measured_precision
 from ..checkpoints import resolve
 from ..decoding import Embedding, Prompt, prompt_embeddings
 from ..embeddings import features_for
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
               "versions": versions(),
               "machine": machine()}
     t0 = time.perf_counter()
-    predictor = load_model(args.model)
+    predictor = load_model(args.model, precision=measured_precision())
     source = resolve(predictor.spec.checkpoint)
     out = args.out or source
     manifest = read_manifest(args.data)

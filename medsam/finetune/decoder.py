@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..backends import measured_precision
 from ..decoding import Embedding, Prompt, decode_prompts
 from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = rows[rows.dataset_id.isin(wanted)]
     if args.limit:
         rows = rows.head(args.limit)
-    predictor = load_model("litemedsam")
+    predictor = load_model("litemedsam", precision=measured_precision())
     start = time.perf_counter()
     targets = load_targets(predictor, args.data, rows)
     prep_s = time.perf_counter() - start

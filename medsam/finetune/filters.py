@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..automatic import Candidates, candidates, select, upscale
+from ..backends import measured_precision
 from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
 from ..models import AutoFilters
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     commit = git_commit(args.out)
     for model in args.models.split(","):
         t0 = time.perf_counter()
-        per_pair = sweep(load_model(model), args.data, pairs, args.grid)
+        per_pair = sweep(load_model(model, precision=measured_precision()), args.data, pairs, args.grid)
         table = per_pair.groupby(["pred_iou", "stability"], dropna=False).agg(
             dice=("dice", "mean"), masks_per_image=("masks", "mean"), pairs=("mask", "nunique")).reset_index()
         table.insert(0, "model", model)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..backends import measured_precision
 from ..embeddings import features_for
 from ..errors import InputError
 from ..heads import (
@@ -84,6 +85,12 @@ class Item:
     target: torch.Tensor  # (C, 256, 256) float 0/1 on the padded grid
     masks: np.ndarray  # (C, H, W) bool at the original size
     geometry: Geometry
+
+
+def features_model() -> Predictor:
+    """The frozen encoder whose features the heads train on, in the precision of studies (f32 unless
+    MEDSAM_PRECISION says otherwise: cached features must not depend on the CPU)."""
+    return load_model(ENCODER, precision=measured_precision())
 
 
 def to_grid(masks: np.ndarray, geo: Geometry) -> torch.Tensor:
@@ -157,7 +164,7 @@ def train_head(kind: str, train_items: Sequence[Item], steps: int = STEPS, seed:
     """
     if not train_items:
         raise InputError("There are no training images.")
-    sam = load_model(ENCODER).model if kind == "decoder" else None  # built before seeding: it draws too
+    sam = features_model().model if kind == "decoder" else None  # built before seeding: it draws too
     torch.manual_seed(seed)
     model = build_head(kind, len(train_items[0].target), sam).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr or LR[kind], weight_decay=weight_decay)
@@ -232,7 +239,7 @@ def run_dataset(args: argparse.Namespace, dataset: str, rows: pd.DataFrame, csv_
         return 0
     needed = {img for k, _, draw, _ in plan for img in subset(train_images, k, dataset, draw)}
     rows = rows[rows["image"].isin(needed | set(test_images))]
-    items = {it.name: it for it in load_items(args.data, rows, classes, load_model(ENCODER))}
+    items = {it.name: it for it in load_items(args.data, rows, classes, features_model())}
     test = [items[i] for i in test_images]
     written = 0
     for k, k_label, draw, head in tqdm(plan, desc=dataset, unit="training", dynamic_ncols=True):
@@ -256,7 +263,7 @@ def save_heads(args: argparse.Namespace, dataset: str, rows: pd.DataFrame) -> li
     train = rows[rows["split"] == "train"]
     if train.empty:
         raise InputError(f"{dataset} has no training images.")
-    items = load_items(args.data, train, classes, load_model(ENCODER))
+    items = load_items(args.data, train, classes, features_model())
     about = f"the {len(items)} training images of {dataset} ({args.steps} steps)"
     modality = str(rows["modality"].iloc[0]) if "modality" in rows else ""
     return [save_head(train_head(head, items, args.steps, batch_size=args.batch_size), head, classes,

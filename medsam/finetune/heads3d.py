@@ -49,9 +49,9 @@ from ..errors import InputError
 from ..heads import ENCODER
 from ..imaging import load_scan
 from ..metrics import volume_scores
-from ..predictor import Predictor, load_model
+from ..predictor import Predictor
 from ..scan import Scan
-from .heads import BATCH_SIZE, LR, Item, make_item, predict_items, train_head
+from .heads import BATCH_SIZE, LR, Item, features_model, make_item, predict_items, train_head
 from .study import (
     append_rows,
     check_study_args,
@@ -164,7 +164,7 @@ def run_dataset(args: argparse.Namespace, dataset: str, rows: pd.DataFrame, csv_
     plan = plan_trainings(args, dataset, train, list(classes), done)
     if not plan:
         return 0
-    predictor = load_model(ENCODER)
+    predictor = features_model()
     needed = sorted({v for k, _, draw in plan for v in subset(train, k, dataset, draw)})
     slices = {v: volume_items(*load_volume(args.data, v, volumes.loc[v, "label"], classes), predictor, v)
               for v in tqdm(needed, desc="training volumes", unit="volume", leave=False)}
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     run_study(args, argv, PROG, "label_efficiency3d", manifest, run_dataset, lr=LR, encoder=ENCODER,
-              features=load_model(ENCODER).embedding_name, axis=AXIS, slices="all")
+              features=features_model().embedding_name, axis=AXIS, slices="all")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from ..backends import measured_precision
 from ..models import REGISTRY, build_model
 from ..paths import command_line
 from ..predictor import Predictor, load_model
@@ -39,7 +40,7 @@ def train_and_run(data: Path, dataset: str, manifest: pd.DataFrame, steps: int, 
     """Finetune on the dataset's training pairs, then the evaluation rows on its test pairs."""
     rows = manifest[manifest.dataset_id == dataset]
     start = time.perf_counter()
-    targets = load_targets(load_model(BASE), data, rows[rows.split == "train"])
+    targets = load_targets(load_model(BASE, precision=measured_precision()), data, rows[rows.split == "train"])
     model = build_model(REGISTRY[BASE])
     finetune(model, targets, steps)
     train_s = time.perf_counter() - start

@@ -70,8 +70,10 @@ Seconds per new image on each backend with eager PyTorch measured in the same ru
 encoder's operations over this CPU's fastest matrix product. "New image" is what a click waits for
 on an image not seen before (preprocessing and encode, default backend); "first use" is the one-off
 export and compilation of a model's graphs; "app RSS" the memory of a process holding the model as
-the app does (its encoder as a compiled graph), alone and with LiteMedSAM. `MEDSAM_PRECISION=bf16`
-selects the bf16 column (masks agree with eager f32 to the IoU listed in `results/perf.json`). The
+the app does (its encoder as a compiled graph), alone and with LiteMedSAM. The app runs the bf16
+column where the CPU computes bfloat16 natively (OpenVINO's own default there; masks agree with
+eager f32 to the IoU listed in `results/perf.json`), else the f32 one; `MEDSAM_PRECISION=f32` or
+`bf16` forces one. The
 decoder column is one box through the dynamic-shape graph; a single box now runs through a graph
 compiled for its shapes, 50-60 ms on every model (`python -m bench.decoder_shapes`).
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
 import logging
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,3 +61,42 @@ def picture(rgb: np.ndarray) -> str:
             f.write(data)
         os.replace(staging, path)
     return str(path)
+
+
+class TimedProgress:
+    """A progress bar for steps that report no progress of their own (a model's first load, an
+    image encode): called with a step's text and expected seconds (measured figures), it fills with
+    the time spent and waits at 95 % if the step runs longer; the next call or ``close`` ends it.
+    Use as a context manager around the slow work of one event."""
+
+    def __init__(self, progress: gr.Progress, tick_s: float = 0.5) -> None:
+        self.progress, self.tick_s = progress, tick_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, text: str, seconds: float | None = None) -> None:
+        self.close()
+        self.progress(0, desc=text)
+        if seconds:
+            self._stop = threading.Event()
+            # the bar belongs to this event: Gradio finds it through context variables
+            run = contextvars.copy_context().run
+            self._thread = threading.Thread(target=run, args=(self._fill, text, seconds, self._stop), daemon=True)
+            self._thread.start()
+
+    def _fill(self, text: str, seconds: float, stop: threading.Event) -> None:
+        start = time.monotonic()
+        while not stop.wait(self.tick_s):
+            self.progress(min((time.monotonic() - start) / seconds, 0.95), desc=text)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> TimedProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -8,6 +8,7 @@ segmented with its suggested box.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..paths import shown
 from ..predictor import list_models
 from ..service import everything, head_label, segment_with_head
 from ..session import AXES, MODES, Session
-from .common import MODEL_WORK, PRIVATE, picture, plain_errors
+from .common import MODEL_WORK, PRIVATE, TimedProgress, picture, plain_errors
 from .segment_view import NO_IMAGE, canvas, example_text, status_text, thumbnails
 
 CUSTOM = "Custom level/width"
@@ -144,7 +145,8 @@ class SegmentTab:
         """Every view output from the session (after running the models on its prompts if asked;
         ``progress`` shows what a slow model load or encode is doing and how long it should take)."""
         if predict:
-            s.predict(models, notify=(lambda text: progress(0, desc=text)) if progress else None)
+            with TimedProgress(progress) if progress else contextlib.nullcontext() as notify:
+                s.predict(models, notify=notify)
         hidden = {self.auto_view: gr.update(value=None, visible=False),  # they showed an earlier state
                   self.head_view: gr.update(value=None, visible=False)}
         if s.rgb is None:
