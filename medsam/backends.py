@@ -17,8 +17,9 @@ empty means ``auto``) picks one; ``auto`` takes the fastest installed (measured 
 ``bench/backend_parity.py``: OpenVINO, then ONNX Runtime, then eager PyTorch). The ``threads`` and
 ``precision`` arguments default to ``MEDSAM_THREADS`` and ``MEDSAM_PRECISION`` (``medsam.settings``).
 Precision ``f32`` matches eager PyTorch; ``bf16`` lets OpenVINO compute in bfloat16 (1.5-4x faster
-encoders, masks at IoU 0.98-0.99 with f32, benchmark DICE within 0.001); ``auto`` (the default) is
-OpenVINO's own choice: bf16 on CPUs that compute it natively (AVX512-BF16 or AMX), else f32.
+encoders, masks at IoU 0.98-0.99 with f32, benchmark DICE within 0.002: ``bench/backend_parity.py``);
+``auto`` (the default) is OpenVINO's own choice: bf16 on CPUs that compute it natively (AVX512-BF16
+or AMX), else f32.
 Benchmarks and studies run in ``measured_precision()`` (f32 unless set), so their figures do not
 depend on the CPU they ran on.
 """
