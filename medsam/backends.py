@@ -16,12 +16,7 @@ The ``backend`` argument, else ``MEDSAM_BACKEND`` (``auto``, ``openvino``, ``onn
 empty means ``auto``) picks one; ``auto`` takes the fastest installed (measured by ``bench/perf.py`` and
 ``bench/backend_parity.py``: OpenVINO, then ONNX Runtime, then eager PyTorch). The ``threads`` and
 ``precision`` arguments default to ``MEDSAM_THREADS`` and ``MEDSAM_PRECISION`` (``medsam.settings``).
-Precision ``f32`` matches eager PyTorch; ``bf16`` lets OpenVINO compute in bfloat16 (1.5-4x faster
-encoders, masks at IoU 0.98-0.99 with f32, benchmark DICE within 0.002: ``bench/backend_parity.py``);
-``auto`` (the default) is OpenVINO's own choice: bf16 on CPUs that compute it natively (AVX512-BF16
-or AMX), else f32.
-Benchmarks and studies run in ``measured_precision()`` (f32 unless set), so their figures do not
-depend on the CPU they ran on.
+OpenVINO's arithmetic (f32, bf16 or auto) is resolved by ``medsam.precision``.
 """
 
 from __future__ import annotations
@@ -46,6 +41,7 @@ from . import checkpoints
 from .decoding import Embedding, Prompt, decode_prompts
 from .errors import ModelUnavailableError
 from .models import LOW_RES
+from .precision import resolve_precision, variant_tag
 from .settings import settings
 
 BACKENDS = ("openvino", "onnxruntime", "torch")  # fastest first; each is also its module's name
@@ -78,34 +74,6 @@ def resolve(backend: str | None = None, device: str | torch.device = "cpu") -> s
         raise ModelUnavailableError(f"The {choice} backend is not installed; run `pip install {choice}` "
                                     f"or choose one of {', '.join(available())}.")
     return choice
-
-
-@functools.cache
-def _openvino_default_precision() -> str:
-    try:
-        import openvino as ov
-        hint = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
-    except Exception:  # noqa: BLE001 - no OpenVINO, or no CPU plugin: nothing runs in bf16
-        return "f32"
-    return "bf16" if "bf16" in str(hint).replace("bfloat16", "bf16") else "f32"
-
-
-def resolve_precision(precision: str | None = None) -> str:
-    """``f32`` or ``bf16``: ``precision``, else ``MEDSAM_PRECISION``; ``auto`` is OpenVINO's default on
-    this CPU (bf16 where it computes bfloat16 natively)."""
-    precision = precision or settings().precision
-    return _openvino_default_precision() if precision == "auto" else precision
-
-
-def measured_precision() -> str:
-    """The precision of benchmark and study runs: ``MEDSAM_PRECISION`` when set to f32 or bf16, else
-    f32, so that committed figures and cached features do not depend on the CPU."""
-    return "f32" if settings().precision == "auto" else settings().precision
-
-
-def variant_tag(backend: str, precision: str | None = None) -> str:
-    """A backend as named in ``perf.json`` and embedding caches: ``openvino-bf16`` for OpenVINO in bf16."""
-    return f"{backend}-bf16" if backend == "openvino" and resolve_precision(precision) == "bf16" else backend
 
 
 def default_threads() -> int:

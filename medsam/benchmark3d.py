@@ -39,10 +39,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import __version__
-from .backends import measured_precision
 from .imaging import load_any
 from .metrics import volume_scores
 from .paths import command_line
+from .precision import measured_precision
 from .predictor import Predictor, Prompt, load_model
 from .prompts import bbox
 from .results import git_commit, record_run

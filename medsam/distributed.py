@@ -29,8 +29,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .backends import measured_precision
 from .errors import MedsamError
+from .precision import measured_precision
 from .predictor import load_model
 from .results import COLUMNS, KEY, append_rows
 from .runner import Outcome, PairRunner, Plan

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import backends, checkpoints
 from .models import REGISTRY, get_spec
 from .paths import REPO
+from .precision import variant_tag
 
 PERF = REPO / "results" / "perf.json"
 BACKEND_NAMES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "torch": "eager PyTorch"}
@@ -56,7 +57,7 @@ def _variant() -> tuple[str, str] | None:
         backend = backends.resolve()
     except Exception:  # noqa: BLE001 - a bad MEDSAM_BACKEND is reported where a model is loaded
         return None
-    return backend, backends.variant_tag(backend)
+    return backend, variant_tag(backend)
 
 
 def first_use_s(name: str, perf: dict | None = None) -> float | None:

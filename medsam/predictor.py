@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .backends import Engine, make_engine, resolve, resolve_precision
+from .backends import Engine, make_engine, resolve
 from .decoding import Embedding, Prediction, Prompt
 from .embeddings import load_embedding, store_embedding
 from .errors import InputError, MedsamError
 from .models import REGISTRY, ModelSpec, build_model, get_spec, model_info
+from .precision import resolve_precision
 from .settings import settings
 
 MIN_SIDE = 8
@@ -343,7 +344,7 @@ def load_model(name: str = "litemedsam", download: bool | None = None, device: s
         threads: inference threads of an exported-graph backend (default: ``MEDSAM_THREADS``, else
             torch's setting).
         precision: ``auto``, ``f32`` or ``bf16`` for OpenVINO (default: ``MEDSAM_PRECISION``, else auto:
-            bf16 where the CPU computes it natively; see ``medsam.backends.resolve_precision``).
+            bf16 where the CPU computes it natively; see ``medsam.precision``).
 
     Returns:
         The shared ``Predictor`` for these arguments.

@@ -24,13 +24,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from .automatic import generate
-from .backends import measured_precision
 from .decoding import Embedding
 from .embeddings import features_for
 from .errors import MedsamError
 from .imaging import load_mask, load_rgb
 from .interactive import MAX_CLICKS, simulate
 from .metrics import components, dice, noc, segmentation_scores, target_descriptors
+from .precision import measured_precision
 from .predictor import Predictor, load_model
 from .prompts import make_prompt, rng_for
 from .results import PAIR_COLUMNS, append_rows

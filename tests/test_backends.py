@@ -11,7 +11,7 @@ import torch
 
 from bench.model_perf import parity_prompts
 from conftest import build_tiny_sam, tiny_spec
-from medsam import backends, load_model
+from medsam import backends, load_model, precision
 from medsam.decoding import Embedding, Prompt
 from medsam.errors import ModelUnavailableError
 from medsam.imaging import load_mask, load_rgb
@@ -46,16 +46,16 @@ def test_auto_precision_is_openvinos_choice_and_measurements_stay_f32(monkeypatc
 
     native = "bfloat16" in str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
     monkeypatch.delenv("MEDSAM_PRECISION", raising=False)
-    assert backends.resolve_precision() == ("bf16" if native else "f32")
-    assert backends.variant_tag("openvino") == ("openvino-bf16" if native else "openvino")
-    assert backends.variant_tag("onnxruntime") == "onnxruntime" and backends.measured_precision() == "f32"
-    monkeypatch.setattr(backends, "_openvino_default_precision", lambda: "bf16")  # a CPU with bf16
-    assert backends.resolve_precision("auto") == "bf16" and backends.resolve_precision("f32") == "f32"
-    assert backends.measured_precision() == "f32", "benchmarks must not depend on the CPU"
+    assert precision.resolve_precision() == ("bf16" if native else "f32")
+    assert precision.variant_tag("openvino") == ("openvino-bf16" if native else "openvino")
+    assert precision.variant_tag("onnxruntime") == "onnxruntime" and precision.measured_precision() == "f32"
+    monkeypatch.setattr(precision, "_openvino_default_precision", lambda: "bf16")  # a CPU with bf16
+    assert precision.resolve_precision("auto") == "bf16" and precision.resolve_precision("f32") == "f32"
+    assert precision.measured_precision() == "f32", "benchmarks must not depend on the CPU"
     monkeypatch.setenv("MEDSAM_PRECISION", "bf16")
-    assert backends.measured_precision() == "bf16" and backends.resolve_precision() == "bf16"
+    assert precision.measured_precision() == "bf16" and precision.resolve_precision() == "bf16"
     monkeypatch.setenv("MEDSAM_PRECISION", "f32")
-    assert backends.resolve_precision() == "f32" and backends.variant_tag("openvino") == "openvino"
+    assert precision.resolve_precision() == "f32" and precision.variant_tag("openvino") == "openvino"
 
 
 def test_a_missing_backend_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,7 +87,7 @@ def test_summary_and_provenance(full_run: Path) -> None:
     run = json.loads((full_run / "provenance.json").read_text())["runs"][-1]
     assert run["pairs_done"] == 2 and run["completed"] and run["git_commit"]
     assert {"torch", "numpy", "medsam"} <= set(run["versions"]) and run["machine"]["cpu_count"]
-    assert run["options"]["backend"] == [load_model("litemedsam").engine.tag]
+    assert run["options"]["backend"] == [load_model("litemedsam", precision="f32").engine.tag], "pinned to f32"
 
 
 def test_report_prints_the_table(full_run: Path, capsys: pytest.CaptureFixture[str]) -> None:

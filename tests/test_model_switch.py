@@ -21,6 +21,7 @@ from medsam.gallery import all_examples, bundled_examples
 from medsam.gallery import data_dir as configured_data
 from medsam.imaging import load_rgb
 from medsam.models import REGISTRY, build_mobilesam, get_spec
+from medsam.precision import resolve_precision
 from medsam.predictor import EmbeddingCache, Predictor, load_model, loaded_models
 from medsam.session import run_model
 
@@ -35,7 +36,7 @@ def test_full_size_random_vit_b_on_the_default_backend_matches_eager(precision: 
     model = spec.build().eval()
     graph = Predictor(spec, model, cache=EmbeddingCache(0), precision=precision)
     assert graph.backend == backends.available()[0] != "torch"
-    bf16 = backends.resolve_precision(precision) == "bf16"
+    bf16 = resolve_precision(precision) == "bf16"
     eager = Predictor(spec, model, cache=EmbeddingCache(0), backend="torch")
     rgb = load_rgb(bundled_examples()[0].image)
     g_emb, e_emb = graph.set_image(rgb), eager.set_image(rgb)

@@ -37,13 +37,13 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from ..automatic import grid_points
-from ..backends import measured_precision
 from ..checkpoints import resolve
 from ..decoding import Embedding, Prompt, prompt_embeddings
 from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
 from ..metrics import components
 from ..paths import REPO, command_line, shown
+from ..precision import measured_precision
 from ..predictor import Predictor, load_model
 from ..prompts import bbox, center_point, jitter_box, random_points, rng_for
 from ..results import git_commit, machine, versions

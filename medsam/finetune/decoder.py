@@ -31,13 +31,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..backends import measured_precision
 from ..decoding import Embedding, Prompt, decode_prompts
 from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
 from ..metrics import components
 from ..models import REGISTRY, build_model
 from ..paths import command_line
+from ..precision import measured_precision
 from ..predictor import Predictor, load_model
 from ..prompts import bbox, corrective_click, jitter_box, negative_points, random_points
 from ..results import machine, versions

@@ -30,11 +30,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..automatic import Candidates, candidates, select, upscale
-from ..backends import measured_precision
 from ..embeddings import features_for
 from ..imaging import load_mask, load_rgb
 from ..models import AutoFilters
 from ..paths import REPO, command_line
+from ..precision import measured_precision
 from ..predictor import Predictor, load_model
 from ..results import git_commit, machine, versions
 from ..runner import DEFAULT_GRID, read_manifest

@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..backends import measured_precision
 from ..embeddings import features_for
 from ..errors import InputError
 from ..heads import (
@@ -48,6 +47,7 @@ from ..heads import (
 from ..imaging import load_mask, load_rgb
 from ..metrics import dice
 from ..models import Geometry
+from ..precision import measured_precision
 from ..predictor import Predictor, as_rgb, load_model
 from .study import (
     append_rows,

@@ -24,9 +24,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..backends import measured_precision
 from ..models import REGISTRY, build_model
 from ..paths import command_line
+from ..precision import measured_precision
 from ..predictor import Predictor, load_model
 from ..results import COLUMNS, git_commit, machine, record_run, versions
 from ..runner import PairRunner, read_manifest, units

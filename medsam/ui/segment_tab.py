@@ -289,14 +289,16 @@ class SegmentTab:
 
     # --- wiring ---------------------------------------------------------------------------------
     def _on(self, triggers: list[Callable], fn: Callable, inputs: list, outputs: list,
-            trigger_mode: str = "multiple", show_progress: str = "full") -> None:
+            trigger_mode: str = "multiple") -> None:
         """Bind ``fn`` (wrapped by ``plain_errors``) to each trigger; the status line is always an output.
         Every trigger is queued (``multiple``; Gradio's default drops a click made while the previous
-        one is running), and the shared queue runs them in order."""
+        one is running), and the shared queue runs them in order. Progress shows on the status line
+        only: an overlay on the image would swallow the clicks made while an event runs (the second
+        corner of a box, a click after typing a slice number)."""
         outputs = list(dict.fromkeys([*outputs, self.status]))
         for trigger in triggers:
             trigger(plain_errors(fn, self.status), inputs, outputs, trigger_mode=trigger_mode,
-                    show_progress=show_progress, **PRIVATE, **MODEL_WORK)
+                    show_progress_on=[self.status], **PRIVATE, **MODEL_WORK)
 
     def wire(self, demo: gr.Blocks) -> None:
         view, controls, models, s = self.view_out, self.controls_out, self.model_in, self.session
@@ -309,8 +311,7 @@ class SegmentTab:
         view_in = [s, self.axis, self.index, self.window, self.level, self.width, *models]
         # a slice or window change draws the latest choice only: dragging the slider fires many
         self._on([self.axis.input, self.index.input, self.index.release, self.window.input, self.level.submit,
-                  self.width.submit], self.on_view, view_in, [*view, self.custom_box], trigger_mode="always_last",
-                 show_progress="hidden")
+                  self.width.submit], self.on_view, view_in, [*view, self.custom_box], trigger_mode="always_last")
         # upload/clear, not change: opening an example empties this field without dropping its mask
         self._on([self.gt_upload.upload, self.gt_upload.clear], self.on_gt, [s, self.gt_upload, *models], view)
         self._on([self.canvas.select, self.canvas_b.select], self.on_click, [s, self.mode, *models], view)
