@@ -23,7 +23,7 @@ def _openvino_default_precision() -> str:
         hint = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
     except Exception:  # noqa: BLE001 - no OpenVINO, or no CPU plugin: nothing runs in bf16
         return "f32"
-    return "bf16" if "bf16" in str(hint).replace("bfloat16", "bf16") else "f32"
+    return "bf16" if hint == ov.Type.bf16 else "f32"
 
 
 def resolve_precision(precision: str | None = None) -> str:

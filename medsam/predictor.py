@@ -355,7 +355,7 @@ def load_model(name: str = "litemedsam", download: bool | None = None, device: s
     """
     spec = get_spec(name)
     engine = resolve(backend, device)
-    precision = resolve_precision(precision)
+    precision = resolve_precision(precision) if engine == "openvino" else "f32"  # the others compute in f32
     return _MODELS.get((name, str(device), engine, threads, precision), spec, lambda: Predictor(
         spec, build_model(spec, download), device=device, backend=engine, threads=threads, precision=precision))
 

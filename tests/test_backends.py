@@ -44,7 +44,7 @@ def test_resolve_prefers_the_fastest_and_obeys_the_environment(monkeypatch: pyte
 def test_auto_precision_is_openvinos_choice_and_measurements_stay_f32(monkeypatch: pytest.MonkeyPatch) -> None:
     import openvino as ov
 
-    native = "bfloat16" in str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
+    native = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT") == ov.Type.bf16
     monkeypatch.delenv("MEDSAM_PRECISION", raising=False)
     assert precision.resolve_precision() == ("bf16" if native else "f32")
     assert precision.variant_tag("openvino") == ("openvino-bf16" if native else "openvino")

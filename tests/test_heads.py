@@ -113,6 +113,26 @@ def test_loss_falls_and_dice_is_a_fraction(kind: str, items: dict[str, list[head
     assert scores.shape == (1, 2) and ((scores >= 0) & (scores <= 1)).all()
 
 
+def test_an_absent_class_is_scored_by_cross_entropy_alone() -> None:
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 16, 16)
+    target = torch.zeros(2, 2, 16, 16)
+    target[0, 0, 4:10, 4:10] = 1  # class 0 on image 0; class 1 on neither; image 1 empty
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = logits[0, 0].sigmoid()
+    dice0 = (2 * (prob * target[0, 0]).sum() + 1) / (prob.sum() + target[0, 0].sum() + 1)
+    torch.testing.assert_close(heads.dice_bce_loss(logits, target), 1 - dice0 + bce)
+    torch.testing.assert_close(heads.dice_bce_loss(logits, torch.zeros_like(target)),
+                               F.binary_cross_entropy_with_logits(logits, torch.zeros_like(target)))
+    full = torch.ones_like(target)  # every class present: the plain mean over images and classes
+    p = logits.sigmoid()
+    plain = (1 - (2 * p.sum((-2, -1)) + 1) / (p.sum((-2, -1)) + 256 + 1)).mean()
+    want = plain + F.binary_cross_entropy_with_logits(logits, full)
+    torch.testing.assert_close(heads.dice_bce_loss(logits, full), want)
+
+
 def test_training_is_deterministic(items: dict[str, list[heads.Item]]) -> None:
     a, b = (heads.train_head("linear", items["train"], steps=5, seed=1) for _ in range(2))
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))

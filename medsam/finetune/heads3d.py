@@ -19,7 +19,9 @@ Conventions:
   msd_hippocampus 28% of the slices). A head segments every slice of a test volume and must leave
   those empty; a labelled volume says as much where the structure is not as where it is. Training
   on the labelled slices alone would teach the heads that every slice holds both classes and cost
-  3D DICE through false positives beyond the structure's ends.
+  3D DICE through false positives beyond the structure's ends. An empty target is scored by the
+  cross-entropy alone (``heads.dice_bce_loss``): with a DICE term too, heads learned to predict
+  nothing.
 - Draws: draw d of k volumes is ``study.subset`` (nested, seeded by dataset and draw); training is
   ``heads.train_head`` (seed d) with the same steps for every head and k.
 - Scoring: each test slice is predicted by the head (``heads.predict_items``), the masks are put
