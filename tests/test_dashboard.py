@@ -300,7 +300,7 @@ def test_label_efficiency() -> None:
 def label_efficiency3d_rows() -> pd.DataFrame:
     return pd.DataFrame([{"dataset": "msd_hippocampus", "head": head, "k": k, "k_label": str(k), "draw": draw,
                           "class": c, "n_test": 20, "dice_mean": 0.4 + 0.1 * k + 0.03 * draw + (0.1 if c == "b" else 0),
-                          "dice_std": 0.1, "nsd_mean": 0.5 + 0.01 * k, "nsd_std": 0.1}
+                          "dice_std": 0.1, "nsd_mean": 0.5 + 0.01 * k, "nsd_std": 0.1, "steps": 1000}
                          for head in ("cnn", "unet") for k in (1, 2, 4) for draw in range(3) for c in ("a", "b")])
 
 
@@ -317,8 +317,20 @@ def test_label_efficiency3d_shows_dice_and_nsd_or_says_it_is_missing(tmp_path: P
     assert nsd.y[2] == pytest.approx(0.54) and "NSD at 2 mm" in nsd.hovertemplate
     assert fig.layout.xaxis.title.text == "k (labelled volumes, log2)" and fig.layout.yaxis2.title.text == "NSD at 2 mm"
     assert "test volumes: msd_hippocampus 20" in _title(fig) and "unet: trained from scratch" in _title(fig)
+    assert "1,000 steps per training whatever k" in _title(fig)
     for line in fig.layout.title.text.split("<br>"):
         assert len(re.sub("</?sup>", "", line)) <= (CAPTION_CHARS if line.startswith("<sup>") else TITLE_CHARS)
+
+
+def test_label_efficiency_band_stays_within_0_and_1(tmp_path: Path) -> None:
+    # a collapsed draw (DICE 0) beside a good one: mean 0.45, SD 0.64, so mean - SD is below 0
+    rows = label_efficiency3d_rows()
+    rows.loc[rows["draw"] == 0, "dice_mean"] = 0.0
+    rows.loc[rows["draw"] > 0, "dice_mean"] = 0.9
+    rows[rows["draw"] < 2].to_csv(tmp_path / "label_efficiency3d.csv", index=False)
+    fig = d.fig_label_efficiency3d(d.load_results(tmp_path).label_efficiency3d)
+    band = next(t for t in fig.data if t.name == "unet ±1 SD" and t.xaxis == "x")
+    assert min(band.y) == 0.0 and max(band.y) == 1.0
 
 
 def test_volumes_figure_bars_each_structure_per_strategy_and_flags_model_references(tmp_path: Path) -> None:

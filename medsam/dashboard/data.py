@@ -34,7 +34,7 @@ COLUMNS = {
     "finetune": ["model", "strategy", "dataset", "modality", "object", "image", "mask", "seed", "dice"],
     "label_efficiency": ["dataset", "head", "k", "k_label", "draw", "class", "n_test", "dice_mean", "dice_std"],
     "label_efficiency3d": ["dataset", "head", "k", "k_label", "draw", "class", "n_test", "dice_mean", "dice_std",
-                           "nsd_mean", "nsd_std"],
+                           "nsd_mean", "nsd_std", "steps"],
     "benchmark3d": ["model", "dataset", "object", "image", "label_values", "reference", "split", "strategy", "axis",
                     "dice3d", "nsd2mm", "hd95_mm", "volume_ml", "reference_ml", "slices", "reference_slices"],
 }
@@ -42,7 +42,7 @@ COLUMNS = {
 CATEGORICAL = ["model", "dataset", "modality", "object", "image", "mask", "group", "split", "strategy"]
 NUMERIC = {"benchmark": BENCHMARK_NUMERIC, "published": ["value"], "finetune": ["seed", "dice"],
            "label_efficiency": ["k", "draw", "n_test", "dice_mean", "dice_std"],
-           "label_efficiency3d": ["k", "draw", "n_test", "dice_mean", "dice_std", "nsd_mean", "nsd_std"],
+           "label_efficiency3d": ["k", "draw", "n_test", "dice_mean", "dice_std", "nsd_mean", "nsd_std", "steps"],
            "benchmark3d": ["axis", "dice3d", "nsd2mm", "hd95_mm", "volume_ml", "reference_ml", "slices",
                            "reference_slices"]}
 # (column, axis title, log axis and fit on log10 x)

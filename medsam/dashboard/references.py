@@ -177,8 +177,10 @@ def fig_label_efficiency3d(label_efficiency3d: pd.DataFrame) -> go.Figure:
                    for value, metric in (("dice_mean", "3D DICE"), ("nsd_mean", "NSD at 2 mm"))])
     s["panel"] = s["dataset"] + ": " + s["metric"]
     n_test = ", ".join(f"{d} {int(n)}" for d, n in rows.groupby("dataset")["n_test"].max().items())
+    steps = " or ".join(f"{int(v):,}" for v in sorted(rows["steps"].dropna().unique()))
+    budget = f"{steps} steps per training whatever k (few passes over the slices at large k); " if steps else ""
     caption = (f"mean over draws of the class mean, band ±1 SD over draws; test volumes: {n_test}; unet: "
-               f"trained from scratch, the others on LiteMedSAM's frozen encoder; {len(rows):,} rows")
+               f"trained from scratch, the others on LiteMedSAM's frozen encoder; {budget}{len(rows):,} rows")
     return _k_curves(s, title, caption, "k (labelled volumes, log2)")
 
 
@@ -201,7 +203,7 @@ def _draw_means(rows: pd.DataFrame, value: str) -> pd.DataFrame:
 
 def _k_curves(s: pd.DataFrame, title: str, caption: str, x_title: str) -> go.Figure:
     """A panel per ``panel`` (y axis titled by its ``metric``): per head, ``mean`` against k on a log2
-    axis with a band of +-``std``; ``count`` draws in the hover."""
+    axis with a band of +-``std`` (clipped to [0, 1]: DICE and NSD); ``count`` draws in the hover."""
     panels = list(dict.fromkeys(s.sort_values(["dataset", "metric"])["panel"]))
     heads = sorted(s["head"].astype(str).unique())
     cols = min(3, len(panels))
@@ -216,7 +218,7 @@ def _k_curves(s: pd.DataFrame, title: str, caption: str, x_title: str) -> go.Fig
                 continue
             colour = colour_of(head, heads)
             x = part["k"].to_numpy()
-            band = np.r_[part["mean"] + part["std"], (part["mean"] - part["std"])[::-1]]
+            band = np.clip(np.r_[part["mean"] + part["std"], (part["mean"] - part["std"])[::-1]], 0, 1)  # DICE, NSD
             fig.add_trace(go.Scatter(x=np.r_[x, x[::-1]], y=band,
                                      fill="toself", fillcolor=colour, opacity=0.2, line_width=0, legendgroup=head,
                                      showlegend=False, hoverinfo="skip", name=f"{head} ±1 SD"), row=r + 1, col=c + 1)
