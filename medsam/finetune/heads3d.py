@@ -70,7 +70,7 @@ AXIS = 2  # axial in RAS+
 # U-Net predicting nothing at k=1: the hippocampus covers ~3 % of a slice, and the decoder starts
 # from LiteMedSAM's prompt-less output (logits ~ -13 everywhere). One slice alone is fitted in ~35
 # steps, so the heads need more passes. 1000 steps on 2 cores: decoder ~220 s, U-Net ~150, CNN ~45,
-# linear ~4; the same for every k, so at k=20 (700 slices) each slice is seen about once.
+# linear ~4; the same for every k, so at k=20 (704 slices) each slice is seen about once.
 STEPS = 1000
 COLUMNS = ["dataset", "head", "k", "k_label", "draw", "class", "n_test", "dice_mean", "dice_std", "nsd_mean",
            "nsd_std", "train_slices", "train_seconds", "steps"]
