@@ -75,6 +75,14 @@ class PromptFreeDecoder(nn.Module):
             mlp.load_state_dict(dec.output_hypernetworks_mlps[0].state_dict())
         return self
 
+    @torch.no_grad()
+    def scale_logits(self, scale: Sequence[float]) -> None:
+        """Multiply class c's logits by ``scale[c]``: they are linear in the last layer of its
+        hypernetwork MLP."""
+        for s, mlp in zip(scale, self.output_hypernetworks_mlps, strict=True):
+            mlp.layers[-1].weight.mul_(s)
+            mlp.layers[-1].bias.mul_(s)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         b, c, h, w = features.shape
         src = features + self.no_mask_embed.view(1, c, 1, 1)

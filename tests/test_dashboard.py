@@ -333,6 +333,14 @@ def test_label_efficiency_band_stays_within_0_and_1(tmp_path: Path) -> None:
     assert min(band.y) == 0.0 and max(band.y) == 1.0
 
 
+def test_label_efficiency3d_caption_gives_steps_that_grow_with_k(tmp_path: Path) -> None:
+    rows = label_efficiency3d_rows()
+    rows["steps"] = rows["k"].map({1: 1000, 2: 1000, 4: 2640})
+    rows.to_csv(tmp_path / "label_efficiency3d.csv", index=False)
+    fig = d.fig_label_efficiency3d(d.load_results(tmp_path).label_efficiency3d)
+    assert "1,000 steps per training at k=1 to 2,640 at k=4" in _title(fig) and "whatever k" not in _title(fig)
+
+
 def test_volumes_figure_bars_each_structure_per_strategy_and_flags_model_references(tmp_path: Path) -> None:
     missing = d.fig_volumes(d.load_results(tmp_path).benchmark3d)
     assert "No 3D benchmark results yet" in _title(missing) and not missing.data

@@ -104,6 +104,26 @@ def test_decoder_starts_from_litemedsam() -> None:
     assert torch.equal(dec.pe_layer((64, 64))[None], sam.prompt_encoder.get_dense_pe())
 
 
+def test_decoder_training_starts_at_the_class_prior(items: dict[str, list[heads.Item]]) -> None:
+    train = items["train"]
+    dec = head_models.build_head("decoder", 2, load_model("litemedsam").model)
+    x = torch.stack([it.features for it in train])
+    with torch.no_grad():
+        before = dec(x)
+        scale = heads.start_at_prior(dec, train)
+        after = dec(x)
+    prior = torch.stack([it.target for it in train]).mean((0, 2, 3))
+    assert before.mean((0, 2, 3)).max() < -5  # LiteMedSAM's prompt-less output: far below any prior
+    torch.testing.assert_close(after.mean((0, 2, 3)), torch.logit(prior), atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(after, before * torch.tensor(scale).view(1, 2, 1, 1), atol=1e-4, rtol=1e-4)
+    assert all(0 < s < 1 for s in scale)
+    # through train_head: a lower starting loss than from LiteMedSAM's output, and it still falls
+    losses = {start: [] for start in study.DECODER_STARTS}
+    for start, log in losses.items():
+        heads.train_head("decoder", train, steps=16, seed=0, batch_size=2, losses=log, decoder_start=start)
+    assert losses["prior"][0] < losses["litemedsam"][0] and losses["prior"][-1] < losses["prior"][0]
+
+
 @pytest.mark.parametrize("kind", head_models.KINDS)
 def test_loss_falls_and_dice_is_a_fraction(kind: str, items: dict[str, list[heads.Item]]) -> None:
     losses: list[float] = []  # every step sees both training images: the losses are comparable

@@ -106,7 +106,7 @@ def test_slices_stack_back_into_the_volume(data: Path) -> None:
 def test_cli_writes_3d_scores_and_resumes(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "results"
     argv = ["--data", str(data), "--datasets", "boxes", "--k", "1,all", "--draws", "2", "--steps", "3",
-            "--out", str(out)]
+            "--epochs", "0", "--out", str(out)]
     heads3d.main(argv)
     csv = out / "label_efficiency3d.csv"
     df = pd.read_csv(csv, dtype={"k_label": str})
@@ -141,6 +141,18 @@ def test_cli_writes_3d_scores_and_resumes(data: Path, tmp_path: Path, capsys: py
     runs = json.loads((out / "label_efficiency3d_provenance.json").read_text())["runs"]
     assert [r["rows_written"] for r in runs] == [32, 0, 2] and runs[0]["completed"]
     assert runs[0]["options"]["slices"] == "all" and {"command", "git_commit", "versions", "wall_s"} <= set(runs[0])
+    assert runs[0]["options"]["epochs"] == 0 and runs[0]["options"]["decoder_start"] == "prior"
+
+
+def test_epochs_give_more_steps_to_more_slices(data: Path, tmp_path: Path) -> None:
+    argv = ["--data", str(data), "--datasets", "boxes", "--k", "1,2", "--draws", "1", "--heads", "linear",
+            "--steps", "15", "--epochs", "2", "--out", str(tmp_path)]
+    assert heads3d.parse_args(argv[:-4] + argv[-2:]).epochs == heads3d.EPOCHS  # the default
+    assert heads.parse_args(argv[:-4] + argv[-2:]).epochs == 0  # the 2D study's
+    heads3d.main(argv)
+    df = pd.read_csv(tmp_path / "label_efficiency3d.csv")
+    # k=1: 12 slices, 2 passes are 24 steps, more than --steps; k=2: 48
+    assert sorted(set(zip(df["train_slices"], df["steps"]))) == [(12, 24), (24, 48)]
 
 
 @pytest.mark.parametrize("args, message", [

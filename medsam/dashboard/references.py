@@ -177,11 +177,21 @@ def fig_label_efficiency3d(label_efficiency3d: pd.DataFrame) -> go.Figure:
                    for value, metric in (("dice_mean", "3D DICE"), ("nsd_mean", "NSD at 2 mm"))])
     s["panel"] = s["dataset"] + ": " + s["metric"]
     n_test = ", ".join(f"{d} {int(n)}" for d, n in rows.groupby("dataset")["n_test"].max().items())
-    steps = " or ".join(f"{int(v):,}" for v in sorted(rows["steps"].dropna().unique()))
-    budget = f"{steps} steps per training whatever k (few passes over the slices at large k); " if steps else ""
+    budget = _budget(rows)
     caption = (f"mean over draws of the class mean, band ±1 SD over draws; test volumes: {n_test}; unet: "
                f"trained from scratch, the others on LiteMedSAM's frozen encoder; {budget}{len(rows):,} rows")
     return _k_curves(s, title, caption, "k (labelled volumes, log2)")
+
+
+def _budget(rows: pd.DataFrame) -> str:
+    """The caption's words on the steps per training: one figure, or its range over k."""
+    steps = rows.dropna(subset=["steps"]).groupby("k")["steps"].max()
+    if steps.empty:
+        return ""
+    if steps.nunique() == 1:
+        return f"{int(steps.iloc[0]):,} steps per training whatever k (few passes over the slices at large k); "
+    low, high = int(steps.idxmin()), int(steps.idxmax())
+    return f"{int(steps[low]):,} steps per training at k={low} to {int(steps[high]):,} at k={high}; "
 
 
 def _k_rows(table: pd.DataFrame, values: Sequence[str]) -> pd.DataFrame:

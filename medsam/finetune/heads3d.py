@@ -2,8 +2,8 @@
 k labelled volumes, all of a dataset's classes at once, and scored per test volume in 3D.
 
     python -m medsam.finetune heads3d --data VOLUMES --out results/ [--datasets msd_hippocampus]
-        [--k 1,2,4,8,all] [--draws 3] [--heads decoder,cnn,linear,unet] [--steps N] [--batch-size B]
-        [--threads T]
+        [--k 1,2,4,8,all] [--draws 3] [--heads decoder,cnn,linear,unet] [--steps N] [--epochs E]
+        [--decoder-start prior|litemedsam] [--batch-size B] [--threads T]
 
 Conventions:
 
@@ -23,7 +23,10 @@ Conventions:
   cross-entropy alone (``heads.dice_bce_loss``): with a DICE term too, heads learned to predict
   nothing.
 - Draws: draw d of k volumes is ``study.subset`` (nested, seeded by dataset and draw); training is
-  ``heads.train_head`` (seed d) with the same steps for every head and k.
+  ``heads.train_head`` (seed d), the same steps for every head: ``--steps``, or ``--epochs`` passes
+  over the k volumes' slices where that is more (``study.training_steps``). The decoder starts at
+  the class prior (``heads.start_at_prior``; the 2D study's default starts it at LiteMedSAM's
+  output): from LiteMedSAM's output, logits ~ -13, one training of ten never left "predict nothing".
 - Scoring: each test slice is predicted by the head (``heads.predict_items``), the masks are put
   back into the volume (``Scan.unview``), and each class is scored per test volume with 3D DICE and
   NSD at 2 mm (``metrics.volume_scores``, voxel spacing from ``Scan.spacing``).
@@ -62,16 +65,19 @@ from .study import (
     study_main,
     study_parser,
     subset,
+    training_steps,
 )
 
 PROG = "python -m medsam.finetune heads3d"
 AXIS = 2  # axial in RAS+
 # 300 steps (the 2D study's regime, ~9 passes over one volume's slices) left the decoder and the
-# U-Net predicting nothing at k=1: the hippocampus covers ~3 % of a slice, and the decoder starts
-# from LiteMedSAM's prompt-less output (logits ~ -13 everywhere). One slice alone is fitted in ~35
-# steps, so the heads need more passes. 1000 steps on 2 cores: decoder ~220 s, U-Net ~150, CNN ~45,
-# linear ~4; the same for every k, so at k=20 (704 slices) each slice is seen about once.
+# U-Net predicting nothing at k=1: the hippocampus covers ~3 % of a slice. One slice alone is fitted
+# in ~35 steps, so the heads need more passes: at least 1000 steps. With 1000 steps for every k, a
+# training at k=20 (704 slices) saw each slice about once, and the U-Net was starved (3D DICE 0.10
+# there; 0.49 with 3000 steps), hence at least 5 passes. Seconds per 1000 steps on 2 cores: decoder
+# ~220, U-Net ~150, CNN ~45, linear ~4.
 STEPS = 1000
+EPOCHS = 5
 COLUMNS = ["dataset", "head", "k", "k_label", "draw", "class", "n_test", "dice_mean", "dice_std", "nsd_mean",
            "nsd_std", "train_slices", "train_seconds", "steps"]
 MANIFEST_COLUMNS = ("dataset_id", "object", "image", "label", "label_value", "split")
@@ -175,15 +181,17 @@ def run_dataset(args: argparse.Namespace, dataset: str, rows: pd.DataFrame, csv_
     for (k, k_label, draw), heads in tqdm(plan.items(), desc=dataset, unit="draw", dynamic_ncols=True):
         items = [it for v in subset(train, k, dataset, draw) for it in slices[v]]
         models, seconds = {}, {}
+        steps = training_steps(args, len(items))
         for head in heads:
             start = time.perf_counter()
-            models[head] = train_head(head, items, args.steps, seed=draw, batch_size=args.batch_size)
+            models[head] = train_head(head, items, steps, seed=draw, batch_size=args.batch_size,
+                                      decoder_start=args.decoder_start)
             seconds[head] = time.perf_counter() - start
         scores = score_test_volumes(args.data, volumes, test, classes, models, predictor)
         out = [{"dataset": dataset, "head": head, "k": k, "k_label": k_label, "draw": draw, "class": c,
                 "n_test": len(test), "dice_mean": s[:, j, 0].mean(), "dice_std": pd.Series(s[:, j, 0]).std(),
                 "nsd_mean": s[:, j, 1].mean(), "nsd_std": pd.Series(s[:, j, 1]).std(), "train_slices": len(items),
-                "train_seconds": round(seconds[head], 2), "steps": args.steps}
+                "train_seconds": round(seconds[head], 2), "steps": steps}
                for head, s in scores.items() for j, c in enumerate(classes)
                if (dataset, head, k_label, draw, c) not in done]
         append_rows(csv_path, out, COLUMNS)
@@ -192,7 +200,7 @@ def run_dataset(args: argparse.Namespace, dataset: str, rows: pd.DataFrame, csv_
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = study_parser(PROG, __doc__.split("\n")[0], "msd_hippocampus", STEPS, BATCH_SIZE, "volumes")
+    p = study_parser(PROG, __doc__.split("\n")[0], "msd_hippocampus", STEPS, BATCH_SIZE, "volumes", EPOCHS, "prior")
     args = p.parse_args(argv)
     if args.out is None:
         p.error("give --out, the study's output folder")

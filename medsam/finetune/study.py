@@ -32,6 +32,7 @@ from ..paths import command_line
 from ..results import git_commit, record_run
 
 KEY = ["dataset", "head", "k_label", "draw", "class"]
+DECODER_STARTS = ("litemedsam", "prior")  # heads.train_head's decoder_start
 
 
 def subset(train_images: Sequence[str], k: int, dataset: str, draw: int) -> list[str]:
@@ -63,7 +64,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def study_parser(prog: str, description: str, datasets: str, steps: int, batch_size: int,
-                 unit: str) -> _Parser:
+                 unit: str, epochs: int = 0, decoder_start: str = "litemedsam") -> _Parser:
     """The options a label-efficiency study shares (``unit``: what k counts, e.g. "images")."""
     p = _Parser(prog=prog, description=description)
     p.add_argument("--data", type=Path, required=True, help="folder with manifest.csv and the files it names")
@@ -72,6 +73,12 @@ def study_parser(prog: str, description: str, datasets: str, steps: int, batch_s
     p.add_argument("--draws", type=int, default=3, help=f"draws 0..N-1 of the k {unit} (default 3)")
     p.add_argument("--heads", default=",".join(KINDS), help=f"comma-separated heads (default {','.join(KINDS)})")
     p.add_argument("--steps", type=int, default=steps, help=f"optimiser steps per training (default {steps})")
+    p.add_argument("--epochs", type=int, default=epochs,
+                   help=f"at least this many passes over the training set: a training on n images or slices "
+                        f"takes max(--steps, epochs x n) steps (default {epochs})")
+    p.add_argument("--decoder-start", choices=DECODER_STARTS, default=decoder_start,
+                   help="the prompt-free decoder's starting logits: LiteMedSAM's prompt-less output, or that "
+                        f"output scaled to the class prior (default {decoder_start})")
     p.add_argument("--batch-size", type=int, default=batch_size, help=f"images per step (default {batch_size})")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy machine)")
     p.add_argument("--out", type=Path, help="output folder of the study (created; resumed if present)")
@@ -91,9 +98,17 @@ def check_study_args(p: _Parser, args: argparse.Namespace) -> argparse.Namespace
     for name in ("draws", "steps", "batch_size", "threads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.epochs < 0:
+        p.error("--epochs must be at least 0")
     if not (args.data / "manifest.csv").is_file():
         p.error(f"there is no manifest.csv in {args.data}")
     return args
+
+
+def training_steps(args: argparse.Namespace, n: int) -> int:
+    """Optimiser steps of a training on ``n`` images or slices: ``--steps``, or more to make
+    ``--epochs`` passes over them."""
+    return max(args.steps, args.epochs * n)
 
 
 def read_manifest(args: argparse.Namespace, columns: Sequence[str], prog: str) -> pd.DataFrame:
@@ -128,7 +143,8 @@ def recorded_study(path: Path, command: Sequence[str], argv: Sequence[str], args
             "machine": {"platform": platform.platform(), "processor": platform.processor(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "options": {"datasets": args.datasets, "k": args.k, "draws": args.draws, "heads": args.heads,
-                        "steps": args.steps, "batch_size": args.batch_size, **options},
+                        "steps": args.steps, "epochs": args.epochs, "decoder_start": args.decoder_start,
+                        "batch_size": args.batch_size, **options},
             "start": start.isoformat(timespec="seconds"),
             "end": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_s": round(time.perf_counter() - t0, 1), "completed": state["completed"],
