@@ -166,7 +166,8 @@ def start_at_prior(model: PromptFreeDecoder, items: Sequence[Item], sample: int 
     sigmoid's slope is ~2e-6 and the soft DICE term gives no gradient: on msd_hippocampus (3 % of a
     slice, 28 % of slices empty) a training never left "predict nothing" (k=20, draw 1: highest logit
     -3.7 after 1000 steps). Starting at the prior is the usual initialisation of a detector's output
-    (Lin et al., focal loss); scaling rather than shifting keeps the starting output's shape."""
+    (Lin et al., focal loss); scaling rather than shifting keeps the starting output's shape. It
+    cured that training, but another (k=2, draw 0) then failed the same way (README)."""
     prior = (sum(it.target.mean((1, 2)) for it in items) / len(items)).clamp(1e-3, 0.5)
     picks = [items[i] for i in np.linspace(0, len(items) - 1, min(sample, len(items))).round().astype(int)]
     start = torch.cat([model(_inputs("decoder", picks[i:i + 8])) for i in range(0, len(picks), 8)]).mean((0, 2, 3))
