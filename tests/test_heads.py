@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from medsam import heads as head_models
-from medsam.errors import MedsamError
+from medsam.errors import InputError, MedsamError
 from medsam.finetune import heads, study
 from medsam.metrics import dice
 from medsam.predictor import load_model
@@ -151,6 +151,17 @@ def test_an_absent_class_is_scored_by_cross_entropy_alone() -> None:
     plain = (1 - (2 * p.sum((-2, -1)) + 1) / (p.sum((-2, -1)) + 256 + 1)).mean()
     want = plain + F.binary_cross_entropy_with_logits(logits, full)
     torch.testing.assert_close(heads.dice_bce_loss(logits, full), want)
+
+
+def test_warmup_ramps_the_learning_rate_up_and_a_bad_start_is_refused(items: dict[str, list[heads.Item]]) -> None:
+    torch.manual_seed(0)  # train_head's seed: its starting weights
+    start = head_models.build_head("linear", 2).state_dict()
+    step = {w: heads.train_head("linear", items["train"], steps=1, seed=0, warmup=w).state_dict() for w in (0, 4)}
+    moved = {w: torch.cat([(sd[k] - start[k]).flatten() for k in start]) for w, sd in step.items()}
+    assert moved[0].abs().max() > 0.01  # AdamW's first step moves each weight by about the full rate (0.1)
+    torch.testing.assert_close(moved[4], moved[0] / 4, atol=1e-6, rtol=1e-3)  # first of 4 warm-up steps
+    with pytest.raises(InputError, match="start 'prio' is unknown"):
+        heads.train_head("decoder", items["train"], steps=1, decoder_start="prio")
 
 
 def test_training_is_deterministic(items: dict[str, list[heads.Item]]) -> None:

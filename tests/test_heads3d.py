@@ -142,6 +142,7 @@ def test_cli_writes_3d_scores_and_resumes(data: Path, tmp_path: Path, capsys: py
     assert [r["rows_written"] for r in runs] == [32, 0, 2] and runs[0]["completed"]
     assert runs[0]["options"]["slices"] == "all" and {"command", "git_commit", "versions", "wall_s"} <= set(runs[0])
     assert runs[0]["options"]["epochs"] == 0 and runs[0]["options"]["decoder_start"] == "prior"
+    assert runs[0]["options"]["warmup"] == heads3d.WARMUP
 
 
 def test_epochs_give_more_steps_to_more_slices(data: Path, tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ from ..models import Geometry
 from ..precision import measured_precision
 from ..predictor import Predictor, as_rgb, load_model
 from .study import (
+    DECODER_STARTS,
     append_rows,
     check_study_args,
     read_manifest,
@@ -167,7 +168,8 @@ def start_at_prior(model: PromptFreeDecoder, items: Sequence[Item], sample: int 
     slice, 28 % of slices empty) a training never left "predict nothing" (k=20, draw 1: highest logit
     -3.7 after 1000 steps). Starting at the prior is the usual initialisation of a detector's output
     (Lin et al., focal loss); scaling rather than shifting keeps the starting output's shape. It
-    cured that training, but another (k=2, draw 0) then failed the same way (README)."""
+    cured that training; another (k=2, draw 0) then sat on a loss plateau until near its end, which
+    a warm-up shortens (``heads3d.WARMUP``)."""
     prior = (sum(it.target.mean((1, 2)) for it in items) / len(items)).clamp(1e-3, 0.5)
     picks = [items[i] for i in np.linspace(0, len(items) - 1, min(sample, len(items))).round().astype(int)]
     start = torch.cat([model(_inputs("decoder", picks[i:i + 8])) for i in range(0, len(picks), 8)]).mean((0, 2, 3))
@@ -189,9 +191,9 @@ def _batches(n: int, size: int, steps: int, gen: torch.Generator) -> Iterator[to
 
 def train_head(kind: str, train_items: Sequence[Item], steps: int = STEPS, seed: int = 0,
                batch_size: int = BATCH_SIZE, lr: float | None = None, weight_decay: float = 1e-4,
-               losses: list[float] | None = None, decoder_start: str = "litemedsam") -> nn.Module:
-    """Train a new head with AdamW (constant learning rate) on ``train_items`` (batches of
-    min(batch_size, n) images).
+               losses: list[float] | None = None, decoder_start: str = "litemedsam", warmup: int = 0) -> nn.Module:
+    """Train a new head with AdamW on ``train_items`` (batches of min(batch_size, n) images) at a
+    constant learning rate, reached by a linear ramp over the first ``warmup`` steps.
 
     Deterministic for a seed (initialisation and batch order). ``decoder`` starts from LiteMedSAM's
     decoder, with ``decoder_start="prior"`` its logits scaled to the class prior (``start_at_prior``);
@@ -199,12 +201,15 @@ def train_head(kind: str, train_items: Sequence[Item], steps: int = STEPS, seed:
     """
     if not train_items:
         raise InputError("There are no training images.")
+    if decoder_start not in DECODER_STARTS:
+        raise InputError(f"The decoder's start '{decoder_start}' is unknown; choose from {', '.join(DECODER_STARTS)}.")
     sam = features_model().model if kind == "decoder" else None  # built before seeding: it draws too
     torch.manual_seed(seed)
     model = build_head(kind, len(train_items[0].target), sam).train()
     if isinstance(model, PromptFreeDecoder) and decoder_start == "prior":
         start_at_prior(model, train_items)
     opt = torch.optim.AdamW(model.parameters(), lr=lr or LR[kind], weight_decay=weight_decay)
+    ramp = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / max(warmup, 1)))
     gen = torch.Generator().manual_seed(seed)
     n = len(train_items)
     for idx in _batches(n, min(batch_size, n), steps, gen):  # stacked per batch: many items fit in memory
@@ -213,6 +218,7 @@ def train_head(kind: str, train_items: Sequence[Item], steps: int = STEPS, seed:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        ramp.step()
         if losses is not None:
             losses.append(loss.item())
     return model.eval()
