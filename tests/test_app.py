@@ -53,12 +53,13 @@ def _fresh(page) -> None:
 
 def _click_image(page, x: float, y: float) -> None:
     """Click at image pixel (x, y) on the canvas, whatever its displayed scale."""
-    page.wait_for_function("() => { const i = document.querySelector('#canvas img');"
-                           " return i && i.complete && i.naturalWidth > 0; }")
-    img = page.locator("#canvas img").first
-    box = img.bounding_box()
-    natural = img.evaluate("e => [e.naturalWidth, e.naturalHeight]")
-    img.click(position={"x": x * box["width"] / natural[0], "y": y * box["height"] / natural[1]})
+    # Sizes are read in one step: a click re-renders the image, and a half-loaded one has no natural size.
+    width, height, natural_w, natural_h = page.wait_for_function(
+        "() => { const i = document.querySelector('#canvas img');"
+        " if (!i || !i.complete || i.naturalWidth === 0) return null;"
+        " const r = i.getBoundingClientRect();"
+        " return [r.width, r.height, i.naturalWidth, i.naturalHeight]; }").json_value()
+    page.locator("#canvas img").first.click(position={"x": x * width / natural_w, "y": y * height / natural_h})
 
 
 def _canvas_pixels(page) -> np.ndarray:
