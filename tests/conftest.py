@@ -25,6 +25,15 @@ DATA = os.environ.get("MEDSAM_DATA")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where browser tests save full-page screenshots: ``MEDSAM_SCREENSHOTS`` if set (``assets``
+    refreshes the README's), else a temporary folder, so a test run leaves the checkout unchanged."""
+    folder = Path(os.environ.get("MEDSAM_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,8 +15,6 @@ from conftest import bomb_png, chromium, served
 from medsam.gallery import data_dir as configured_data
 from medsam.ui import build
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-
 
 def _png_bytes(width: int, height: int) -> bytes:
     buf = io.BytesIO()
@@ -130,7 +128,7 @@ def _wait_example(page, ex) -> str:
     return page.locator("#status").inner_text()
 
 
-def test_browser_first_visit_shows_a_segmented_example(page) -> None:
+def test_browser_first_visit_shows_a_segmented_example(page, screenshots: Path) -> None:
     from medsam.gallery import all_examples
 
     first = all_examples(configured_data())[0]
@@ -140,8 +138,7 @@ def test_browser_first_visit_shows_a_segmented_example(page) -> None:
                            " return i && i.complete && i.naturalWidth > 0; }")
     assert 0.5 < float(status.split("DICE")[1].split()[0]) <= 1.0 and "Ground truth loaded" in status
     assert page.locator("#examples").is_visible()
-    ASSETS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ASSETS / "segment.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "segment.png"), full_page=True)
 
 
 def test_browser_every_example_opens_and_segments(page) -> None:
@@ -324,7 +321,7 @@ def _open_learn(page, query: str = "", ready: str = "#lesson-run") -> None:
     page.wait_for_selector(ready, state="visible", timeout=60_000)
 
 
-def test_browser_every_lesson_runs_its_experiment(page) -> None:
+def test_browser_every_lesson_runs_its_experiment(page, screenshots: Path) -> None:
     """Each lesson's experiment on its own bundled example draws a figure and pictures."""
     from medsam.learn.lessons import LESSONS
 
@@ -339,8 +336,7 @@ def test_browser_every_lesson_runs_its_experiment(page) -> None:
         page.wait_for_selector("#lesson-plot .main-svg")
         assert page.locator("#lesson-pictures img").count() >= 1, lesson.key
         if lesson.key == "prompt-sensitivity":
-            ASSETS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ASSETS / "learn.png"), full_page=True)
+            page.screenshot(path=str(screenshots / "learn.png"), full_page=True)
 
 
 def test_browser_lesson_link_opens_the_lesson_on_its_example(page) -> None:

@@ -1,6 +1,6 @@
 """The Dashboard in a real browser (Playwright + Debian chromium) at 1280x800 and at 400x800: the four
 question panels with their answers, figure titles inside their figures, no sideways scrolling of the
-page, a rows table that fits its block; saves ``assets/dashboard.png`` for the README."""
+page, a rows table that fits its block; saves its screenshot (``MEDSAM_SCREENSHOTS=assets`` refreshes the README's)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from medsam.dashboard.answers import QUESTIONS, build_answers
 from medsam.ui import RESULTS, build
 from medsam.ui.dashboard_tab import SECTIONS
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
 # Each drawn figure's title (and, for the panels, each plot title) against the figure's box:
 # the edges by which it sticks out, in px (a cut title sticks out: plotly never wraps titles).
 TITLES_OUTSIDE = """() => {
@@ -114,7 +113,7 @@ def _no_sideways_scroll(page, width: int) -> None:
     assert scroll <= width, f"the page scrolls sideways at {width} px: {scroll} px wide"
 
 
-def test_dashboard_at_1280(browser, app_url: str, expected: dict[str, str]) -> None:
+def test_dashboard_at_1280(browser, app_url: str, expected: dict[str, str], screenshots: Path) -> None:
     page = _dashboard(browser, app_url, 1280)
     _panels_answered(page, expected)
     where, prompt = (page.locator(f"#dash-question-{key}").bounding_box() for key in ("where", "prompt"))
@@ -122,8 +121,7 @@ def test_dashboard_at_1280(browser, app_url: str, expected: dict[str, str]) -> N
     assert page.locator("#dash-where").bounding_box()["y"] < 800, "the first panels start on the first screen"
     assert page.evaluate(TITLES_OUTSIDE) == []
     _no_sideways_scroll(page, 1280)
-    ASSETS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ASSETS / "dashboard.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
     _open_sections(page)
     page.locator("#dash-rows").get_by_text("Rows").click()
     viewport = page.locator("#dash-table .virtual-table-viewport")
