@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from medsam.finetune.heads import dataset_classes, load_items
-from medsam.heads import SHIPPED_HEADS, head_logits, load_head
+from medsam.heads import SHIPPED_HEADS, SavedHead, head_logits, load_head
 from medsam.metrics import dice, iou
 from medsam.paths import REPO, command_line
 from medsam.precision import resolve_precision
@@ -39,30 +39,35 @@ def head_masks(model: torch.nn.Module, items: list) -> list[np.ndarray]:
         return [(head_logits(model, it.features[None], it.geometry)[0] > 0).numpy() for it in items]
 
 
-def compare(data: Path, split: str) -> dict[str, dict]:
-    manifest = read_manifest(data)
-    report: dict[str, dict] = {}
-    for path in sorted(SHIPPED_HEADS.glob("*-*.pt")):
-        dataset = path.stem.rsplit("-", 1)[0]
-        head = load_head(path)
-        rows = manifest[(manifest["dataset_id"] == dataset) & (manifest["split"] == split)]
-        if dataset_classes(manifest[manifest["dataset_id"] == dataset]) != head.classes:
-            raise SystemExit(f"{path.name}: its classes {head.classes} are not {dataset}'s.")
-        masks, truth = {}, None
-        for precision in PRECISIONS:
-            items = load_items(data, rows, head.classes, load_model("litemedsam", backend="openvino",
-                                                                     precision=precision))
-            masks[precision] = head_masks(head.model, items)
-            truth = [it.masks for it in items]
-        scores = {p: {c: round(float(np.mean([dice(m[i], t[i]) for m, t in zip(masks[p], truth)])), 4)
-                      for i, c in enumerate(head.classes)} for p in PRECISIONS}
-        report[path.stem] = {
-            "images": len(truth), "mean_dice": scores,
+def head_report(head: SavedHead, items: dict[str, list]) -> dict:
+    """One head's DICE per precision and class, their difference, and the f32 vs bf16 mask agreement."""
+    truth = [it.masks for it in items["f32"]]
+    masks = {p: head_masks(head.model, items[p]) for p in PRECISIONS}
+    scores = {p: {c: round(float(np.mean([dice(m[i], t[i]) for m, t in zip(masks[p], truth)])), 4)
+                  for i, c in enumerate(head.classes)} for p in PRECISIONS}
+    agreement = [iou(a[i], b[i]) for a, b in zip(masks["f32"], masks["bf16"]) for i in range(len(head.classes))]
+    return {"images": len(truth), "mean_dice": scores,
             "bf16_minus_f32": {c: round(scores["bf16"][c] - scores["f32"][c], 4) for c in head.classes},
-            "mask_iou_f32_vs_bf16": round(float(np.mean([iou(a[i], b[i]) for a, b in zip(*masks.values())
-                                                         for i in range(len(head.classes))])), 4),
-        }
-        print(path.stem, json.dumps(report[path.stem]), flush=True)
+            "mask_iou_f32_vs_bf16": round(float(np.mean(agreement)), 4)}
+
+
+def compare(data: Path, split: str) -> dict[str, dict]:
+    """Every shipped head's report; each dataset's images are read and encoded once per precision."""
+    manifest = read_manifest(data)
+    heads = {path.stem: load_head(path) for path in sorted(SHIPPED_HEADS.glob("*-*.pt"))}
+    report: dict[str, dict] = {}
+    for dataset in sorted({name.rsplit("-", 1)[0] for name in heads}):
+        rows = manifest[manifest["dataset_id"] == dataset]
+        classes = dataset_classes(rows)
+        items = {p: load_items(data, rows[rows["split"] == split], classes,
+                               load_model("litemedsam", backend="openvino", precision=p)) for p in PRECISIONS}
+        for name, head in heads.items():
+            if name.rsplit("-", 1)[0] != dataset:
+                continue
+            if head.classes != classes:
+                raise SystemExit(f"{name}: its classes {head.classes} are not {dataset}'s.")
+            report[name] = head_report(head, items)
+            print(name, json.dumps(report[name]), flush=True)
     return report
 
 
